@@ -1,0 +1,39 @@
+# The README's two set-up commands: `make demo` and `make test`. Both create .venv when it is missing,
+# install the project with all extras (CPU torch), and are safe to run again.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.specklenet-installed
+# torch first, from the CPU wheel these machines carry: a plain `pip install torch` would fetch a
+# multi-GB CUDA build. On a GPU box, install the CUDA build of the same release before `make`.
+TORCH  ?= torch==2.13.0
+
+.PHONY: test demo lint install bench clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e '.[training,dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(BIN)/specklenet-train demo --output demo-output
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/twin.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""specklenet clients: thin ZeroMQ clients that speak :mod:`specklenet.daemon.protocol` only."""
