@@ -358,7 +358,6 @@ class PairsWriter:
     def flush(self) -> None:
         """Commit pending frames: flush their data, then set and flush their ``complete`` flags."""
         if self._file is None or not self._pending:
-            self._last_flush = self._clock()
             return
         for dataset in (self._frames, self._frame_id, self._timestamp_ns):
             dataset.flush()

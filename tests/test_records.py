@@ -94,6 +94,7 @@ def test_subset_keeps_order_metadata_and_case() -> None:
         ({"canvases": np.zeros((2, 128, 128), np.float32)}, "uint8"),
         ({"canvases": np.zeros((128, 128), np.uint8)}, "uint8"),
         ({"output_window": (100, 0, 64, 64)}, "output_window"),
+        ({"output_window": (0, 100, 64, 64)}, "output_window"),
         ({"output_window": (0, 0, 64)}, "output_window"),
         ({"columns": {"dataset": np.array(["a", "b"])}}, "standard column"),
         ({"provenance": {"when": object()}}, "JSON"),
