@@ -32,6 +32,11 @@ Layout (format version 1; array axes ``[index, row, column]``; N targets)::
                                                  (two indices when two digits are superimposed)
                         label         str        "7", "7+3", or the LFW person's name
                         placement     int16 (2)  (row, column) of the target's top-left corner
+                      and optionally
+                        truth_window  int16 (4)  (row0, col0, rows, columns) of this target's ground
+                                                 truth on the canvas, when it is not the output
+                                                 window (a target shown outside the window the
+                                                 network was trained on); same size for all targets
                       and any further numeric or string columns (e.g. the case-4 modulation).
     pairs only:
     /frames           float32 (N, 256, 256) camera counts, one chunk per frame
@@ -126,6 +131,8 @@ class Targets:
             raise FileFormatError(f"targets: output_window {self.output_window} is not inside the canvas")
         if col0 + width > cols:
             raise FileFormatError(f"targets: output_window {self.output_window} is not inside the canvas")
+        if "truth_window" in columns:
+            _check_truth_windows(columns["truth_window"], rows, cols)
         provenance = json.loads(_json(self.provenance, "provenance"))
         canvases = canvases.view()  # read-only view; the caller's array keeps its flags
         canvases.setflags(write=False)
@@ -180,11 +187,22 @@ class Targets:
         )
 
     def ground_truth(self, indices: np.ndarray | slice | None = None) -> np.ndarray:
-        """float32 ``(K, rows, columns)`` in [0, 1]: the canvases inside the output window, / 255."""
-        row0, col0, height, width = self.output_window
-        selection = slice(None) if indices is None else indices
-        window = self.canvases[selection, row0 : row0 + height, col0 : col0 + width]
-        return window.astype(np.float32) / np.float32(255.0)
+        """float32 ``(K, rows, columns)`` in [0, 1]: what the network should reconstruct, grey / 255.
+
+        That is the canvas inside each target's ``truth_window`` column when the targets have one
+        (e.g. case 5's shifted tests: the displayed target itself), else inside the output window.
+        """
+        selection = np.arange(len(self))[slice(None) if indices is None else indices]
+        if "truth_window" not in self.columns:
+            row0, col0, height, width = self.output_window
+            window = self.canvases[selection, row0 : row0 + height, col0 : col0 + width]
+            return window.astype(np.float32) / np.float32(255.0)
+        windows = self.columns["truth_window"][selection]
+        height, width = (int(v) for v in windows[0, 2:]) if len(windows) else self.output_window[2:]
+        truth = np.empty((len(selection), height, width), np.float32)
+        for position, (index, (row0, col0, _, _)) in enumerate(zip(selection, windows, strict=True)):
+            truth[position] = self.canvases[index, row0 : row0 + height, col0 : col0 + width]
+        return truth / np.float32(255.0)
 
 
 def write_targets(path: str | Path, targets: Targets) -> None:
@@ -711,6 +729,20 @@ def _column(name: str, value: Any, count: int) -> np.ndarray:
     array = array.copy()
     array.setflags(write=False)
     return array
+
+
+def _check_truth_windows(windows: np.ndarray, rows: int, cols: int) -> None:
+    if windows.ndim != 2 or windows.shape[1] != 4 or windows.dtype.kind not in "iu":
+        raise FileFormatError(
+            f"targets: truth_window must be integers (N, 4), got {windows.dtype} {windows.shape}"
+        )
+    if len(windows) == 0:
+        return
+    row0, col0, height, width = windows.T
+    if (height != height[0]).any() or (width != width[0]).any() or height[0] < 1 or width[0] < 1:
+        raise FileFormatError("targets: every truth_window must have the same, positive size")
+    if (row0 < 0).any() or (col0 < 0).any() or (row0 + height > rows).any() or (col0 + width > cols).any():
+        raise FileFormatError(f"targets: a truth_window lies outside the {rows}×{cols} canvas")
 
 
 def _json(value: Mapping[str, Any], what: str) -> str:

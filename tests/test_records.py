@@ -80,6 +80,21 @@ def test_ground_truth_is_the_output_window_scaled_to_unit_range() -> None:
     np.testing.assert_array_equal(targets.ground_truth(np.array([2])), truth[2:3])
 
 
+def test_ground_truth_follows_each_targets_truth_window_when_given() -> None:
+    base = make_targets(2)
+    windows = np.array([[32, 32, 64, 64], [10, 60, 64, 64]], np.int16)
+    targets = Targets(base.canvases, dict(base.columns, truth_window=windows), "5", "test", (32, 32, 64, 64))
+    truth = targets.ground_truth()
+    np.testing.assert_allclose(truth[0] * 255, base.canvases[0, 32:96, 32:96])
+    np.testing.assert_allclose(truth[1] * 255, base.canvases[1, 10:74, 60:124])
+    np.testing.assert_array_equal(targets.ground_truth(np.array([1])), truth[1:])
+    for bad in ([[0, 0, 64, 64], [0, 0, 32, 32]], [[0, 0, 64, 64], [70, 0, 64, 64]]):
+        with pytest.raises(FileFormatError, match="truth_window"):
+            Targets(
+                base.canvases, dict(base.columns, truth_window=np.array(bad)), "5", "test", (0, 0, 64, 64)
+            )
+
+
 def test_subset_keeps_order_metadata_and_case() -> None:
     targets = make_targets(6)
     part = targets.subset([4, 1], split="test")
