@@ -79,14 +79,16 @@ def _convert(hint: Any, value: Any, where: str, source: str) -> Any:
         args = typing.get_args(hint)
         if not isinstance(value, list | tuple) or len(value) != len(args):
             raise _type_error(where, source, f"a list of {len(args)} values", value)
-        return tuple(_convert(a, v, f"{where}[{i}]", source) for i, (a, v) in enumerate(zip(args, value)))
+        pairs = enumerate(zip(args, value, strict=True))
+        return tuple(_convert(a, v, f"{where}[{i}]", source) for i, (a, v) in pairs)
     if hint is type(None):
         if value is None:
             return None
         raise _type_error(where, source, "nothing", value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if isinstance(hint, type) and isinstance(value, hint) and not (isinstance(value, bool) and hint is not bool):
+    bool_for_number = isinstance(value, bool) and hint is not bool  # True is an int in Python
+    if isinstance(hint, type) and isinstance(value, hint) and not bool_for_number:
         return value
     raise _type_error(where, source, _describe(hint), value)
 

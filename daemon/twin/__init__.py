@@ -8,5 +8,6 @@ Public surface::
 """
 
 from specklenet.daemon.twin.config import CameraConfig, TwinConfig
+from specklenet.daemon.twin.twin import Twin
 
-__all__ = ["CameraConfig", "TwinConfig"]
+__all__ = ["CameraConfig", "Twin", "TwinConfig"]

@@ -11,8 +11,9 @@ Axis order everywhere: ``canvases[index, row, column]``, ``frames[index, row, co
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from specklenet.daemon.errors import ConfigError
 
@@ -146,13 +147,22 @@ class TwinConfig:
                 f"roi_px ({self.roi_px}) must fit the sensor and be a multiple of frame_px ({self.frame_px})"
             )
         if self.fidelity == "dataset" and (self.roi_px // self.frame_px) % 2:
-            raise ConfigError("fidelity 'dataset' bins 2×2 from half the native resolution: roi/frame must be even")
+            raise ConfigError(
+                "fidelity 'dataset' samples at half the native pitch: roi_px / frame_px must be even"
+            )
         if self.slices < 2 and self.diffuser == "multislice":
             raise ConfigError(f"slices: a multislice diffuser needs at least 2 screens, got {self.slices}")
         if isinstance(self.illumination_focus_mm, float) and self.illumination_focus_mm <= 0:
             raise ConfigError("illumination_focus_mm must be > 0, 'fill-iris' or 'collimated'")
         if self.incoherent_realisations < 1:
             raise ConfigError("incoherent_realisations must be >= 1")
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], *, where: str = "twin", source: str = "") -> TwinConfig:
+        """Strictly build a config from a TOML table (unknown keys and wrong types name themselves)."""
+        from specklenet.daemon.config import build  # local: config.py imports nothing of the twin
+
+        return build(cls, mapping, where=where, source=source)
 
     # Derived geometry, SI units (metres) for the propagation code.
 

@@ -1,0 +1,187 @@
+"""The optical twin: what the bench's camera records for what its DMD shows.
+
+Pipeline for each canvas: bit-planes (PWM) → field at the iris (separable Fresnel propagation of
+Gaussian-lit, converging b×b-mirror pixels) → iris and diffuser screens (angular-spectrum gaps) →
+Fresnel propagation to the camera → intensity, summed over bit-planes with their PWM weights →
+4×4 area binning → camera signal chain (shot and read noise, full well, 12-bit ADC, dark offset).
+See the sibling modules for each step's physics and the tests for their validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib.metadata import version
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from specklenet.daemon.twin import camera as camera_chain
+from specklenet.daemon.twin.backend import Backend
+from specklenet.daemon.twin.config import TwinConfig
+from specklenet.daemon.twin.diffuser import Operators, build_operators
+from specklenet.daemon.twin.pwm import Planes, amplitude_planes, bit_planes, incoherent_planes
+
+CANVASES_PER_CHUNK = 64
+
+
+class Twin:
+    """A simulated bench with fixed diffuser screens.
+
+    Args:
+        config: the bench's geometry, diffuser and camera (paper defaults).
+        seed: draws the diffuser screens (same seed, bit-identical speckle) and seeds the camera
+            noise together with each frame id.
+
+    Arrays: ``canvases[index, row, column]`` uint8 grey levels on the DMD's canvas of target pixels;
+    ``frames[index, row, column]`` float32. numpy in gives numpy out (FFTs on all CPU cores); a torch
+    tensor in gives a tensor out on its device. Not thread-safe: use one twin per thread.
+    """
+
+    def __init__(self, config: TwinConfig | None = None, seed: int = 0) -> None:
+        self.config = config if config is not None else TwinConfig()
+        self.seed = int(seed)
+        self._ops: Operators = build_operators(self.config, self.seed)
+        self._backends: dict[tuple[str, str], Backend] = {}
+        self.planes_per_batch = 16 if self.config.fidelity == "dataset" else 2
+        reference = np.zeros((1, *self.canvas_shape), np.uint8)
+        c, h = self.config.canvas_px // 2, self.config.canvas_px // 4
+        reference[0, c - h : c + h, c - h : c + h] = 255
+        self._reference_mean = 1.0
+        self._reference_mean = float(self.intensity(reference).mean())
+
+    @property
+    def canvas_shape(self) -> tuple[int, int]:
+        return (self.config.canvas_px, self.config.canvas_px)
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return (self.config.frame_px, self.config.frame_px)
+
+    @property
+    def slice_gap_mm(self) -> float:
+        """Free space between consecutive diffuser screens (0 unless multislice)."""
+        return self._ops.slice_gap_m * 1e3
+
+    def intensity(self, canvases: Any) -> Any:
+        """Noise-free intensity at the frame resolution, relative to the mean of the reference canvas
+        (the centre quarter of the canvas fully lit), float32 ``(N, frame_px, frame_px)``."""
+        backend = self._backend(canvases)
+        return self._render(backend, self._check(canvases)) / self._reference_mean
+
+    def expose(self, canvases: Any, frame_ids: Any = None) -> Any:
+        """Camera frames (counts, float32 ``(N, frame_px, frame_px)``) for uint8 ``canvases``.
+
+        ``frame_ids`` (default ``0..N-1``) seed each frame's camera noise with the twin's seed.
+        """
+        canvases = self._check(canvases)
+        ids = np.arange(canvases.shape[0]) if frame_ids is None else np.asarray(frame_ids, dtype=np.int64)
+        if ids.shape != (canvases.shape[0],):
+            raise ValueError(f"frame_ids: expected {canvases.shape[0]} ids, got shape {ids.shape}")
+        backend = self._backend(canvases)
+        binned = self.config.fidelity == "dataset"  # full fidelity adds noise per native pixel, then bins
+        relative = self._render(backend, canvases, native=not binned) / self._reference_mean
+        cam = self.config.camera
+        electrons = relative * (cam.signal_e_per_us * cam.exposure_us)
+        native = (self.config.roi_px // self.config.frame_px) ** 2 if binned else 1
+        counts = camera_chain.expose(
+            backend, electrons, cam, native_per_sample=native, seed=self.seed, frame_ids=ids
+        )
+        return counts if binned else _bin(backend.xp, counts, self._ops.plan.binning)
+
+    def expose_one(self, canvas: Any, frame_id: int) -> Any:
+        """One frame ``(frame_px, frame_px)`` for one canvas ``(canvas_px, canvas_px)``: the per-frame
+        API of the simulated camera, equal to ``expose(canvas[None], [frame_id])[0]``."""
+        return self.expose(canvas[None, ...], [frame_id])[0]
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable provenance: configuration, seed, derived geometry, package version."""
+        return {
+            "twin_config": dataclasses.asdict(self.config),
+            "seed": self.seed,
+            "slice_gap_mm": self.slice_gap_mm,
+            "illumination_focus_mm": self.config.focus_m * 1e3,
+            "package_version": version("specklenet"),
+        }
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _backend(self, array: Any) -> Backend:
+        key = (array_api_compat.array_namespace(array).__name__, str(array_api_compat.device(array)))
+        if key not in self._backends:
+            self._backends[key] = Backend(array)
+        return self._backends[key]
+
+    def _check(self, canvases: Any) -> Any:
+        shape = tuple(canvases.shape)
+        if len(shape) != 3 or shape[1:] != self.canvas_shape:
+            rows, columns = self.canvas_shape
+            raise ValueError(f"canvases: expected shape (N, {rows}, {columns}), got {shape}")
+        xp = array_api_compat.array_namespace(canvases)
+        if canvases.dtype != xp.uint8:
+            raise ValueError(f"canvases: expected uint8 grey levels, got {canvases.dtype}")
+        return canvases
+
+    def _render(self, backend: Backend, canvases: Any, *, native: bool = False) -> Any:
+        """Σ over planes of weight × intensity, per canvas: at the frame resolution, or at the native
+        camera pixels when ``native`` (full fidelity only)."""
+        xp = backend.xp
+        plan = self._ops.plan
+        size = plan.camera_samples if native else self.config.frame_px
+        out = xp.zeros((canvases.shape[0], size, size), dtype=xp.float32, device=backend.device)
+        for start in range(0, canvases.shape[0], CANVASES_PER_CHUNK):
+            planes = self._planes(xp, canvases[start : start + CANVASES_PER_CHUNK])
+            for first in range(0, planes.weight.shape[0], self.planes_per_batch):
+                part = slice(first, first + self.planes_per_batch)
+                intensity = self._propagate(backend, planes.coefficients[part], native=native)
+                weighted = intensity * planes.weight[part][:, None, None]
+                backend.add_segments(out, planes.canvas[part] + start, weighted)
+        return out
+
+    def _planes(self, xp: Any, canvases: Any) -> Planes:
+        model = self.config.grey_model
+        if model == "pwm":
+            return bit_planes(xp, canvases)
+        if model == "amplitude":
+            return amplitude_planes(xp, canvases)
+        return incoherent_planes(xp, canvases, self.config.incoherent_realisations, self.seed)
+
+    def _propagate(self, backend: Backend, coefficients: Any, *, native: bool) -> Any:
+        """Intensity ``(P, size, size)`` float32 for target-pixel amplitudes ``coefficients[plane, row,
+        column]``: binned to the frame, or at the native pixels when ``native`` (full fidelity)."""
+        xp, ops, plan = backend.xp, self._ops, self._ops.plan
+        k = backend.constant(ops.object_matrix)
+        field = k @ (xp.astype(coefficients, xp.complex64) @ xp.matrix_transpose(k))
+        field = field * backend.constant(ops.entrance)
+        if ops.embeds:
+            grid = backend.zeros_scratch((field.shape[0], plan.grid, plan.grid))
+            grid[:, plan.box, plan.box] = field
+            field = grid
+        for transfer, screen in ops.stages:
+            field = backend.ifft2(backend.fft2(field) * backend.constant(transfer), overwrite=True)
+            if screen is not None:
+                field = field * backend.constant(screen)
+        if plan.periodic_camera:
+            binned = [
+                _bin(xp, _power(backend.fft2(field * backend.constant(f), overwrite=True)), plan.binning)
+                for f in ops.exit_factors
+            ]
+            return sum(binned[1:], binned[0]) / len(binned)
+        if ops.stages:
+            field = field[:, plan.exit_box, plan.exit_box]
+        a = backend.constant(ops.camera_matrix)
+        intensity = _power(a @ field @ xp.matrix_transpose(a))
+        return intensity if native else _bin(xp, intensity, plan.binning)
+
+
+def _power(field: Any) -> Any:
+    return field.real**2 + field.imag**2
+
+
+def _bin(xp: Any, frames: Any, factor: int) -> Any:
+    """Area binning ``factor``×``factor`` (mean) of ``frames[index, row, column]``."""
+    if factor == 1:
+        return frames
+    # Strided sums: several times faster than reshape-and-mean on numpy.
+    total = sum(frames[:, i::factor, j::factor] for i in range(factor) for j in range(factor))
+    return total / (factor * factor)
