@@ -19,6 +19,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
 from specklenet.daemon.records import PairsWriter, Targets, read_pairs
 
 

@@ -75,6 +75,7 @@ from typing import Any, Literal, Self
 
 import h5py
 import numpy as np
+
 from specklenet.daemon.errors import FileFormatError
 
 _logger = logging.getLogger(__name__)

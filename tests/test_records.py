@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from specklenet.daemon.errors import FileFormatError
 from specklenet.daemon.records import (
     PairsWriter,
