@@ -49,12 +49,12 @@ class Backend:
         """2-D FFT over the last two axes; ``overwrite`` lets numpy reuse ``field``'s memory."""
         if self.is_numpy:
             return scipy.fft.fft2(field, axes=(-2, -1), overwrite_x=overwrite, workers=_FFT_WORKERS)
-        return self.xp.fft.fft2(field, axes=(-2, -1))
+        return self.xp.fft.fft2(field)  # torch's default: the last two axes
 
     def ifft2(self, field: Any, *, overwrite: bool = False) -> Any:
         if self.is_numpy:
             return scipy.fft.ifft2(field, axes=(-2, -1), overwrite_x=overwrite, workers=_FFT_WORKERS)
-        return self.xp.fft.ifft2(field, axes=(-2, -1))
+        return self.xp.fft.ifft2(field)
 
     def add_segments(self, out: Any, segment: Any, values: Any) -> None:
         """``out[segment[i]] += values[i]`` in place; ``segment`` is non-decreasing."""

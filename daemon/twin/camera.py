@@ -49,9 +49,9 @@ def expose(
     """
     xp = backend.xp
     k = float(native_per_sample)
-    expected = xp.clip(electrons, 0.0, camera.full_well_e) * k
+    expected = xp.clip(electrons, 0.0, None) * k  # the full well clips after the shot noise
     if not camera.noise:
-        signal = expected
+        signal = xp.clip(expected, None, k * camera.full_well_e)
     elif backend.is_numpy:
         frames = zip(expected, frame_ids, strict=True)
         signal = np.stack([_noisy_numpy(frame, camera, k, seed, int(i)) for frame, i in frames])
