@@ -1,0 +1,109 @@
+"""The bench's devices: interfaces (:mod:`.base`), real adapters and the simulated, twin-coupled pair.
+
+``make_bench(settings, twin=...)`` builds the DMD and camera the settings choose; the vendor SDK
+modules are imported only when their backend is chosen.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from specklenet.daemon.devices.base import (
+    Camera,
+    CameraFrame,
+    CameraGeometry,
+    Dmd,
+    DmdProgress,
+    DmdTiming,
+    Sequence,
+    mirror_pictures,
+)
+from specklenet.daemon.devices.simulated import (
+    MonotonicClock,
+    SimFaults,
+    SimulatedCamera,
+    SimulatedDmd,
+    SyncPulse,
+    VirtualClock,
+)
+from specklenet.daemon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from specklenet.daemon.devices.simulated import Renderer
+    from specklenet.daemon.settings import DaemonSettings
+
+__all__ = [
+    "Camera",
+    "CameraFrame",
+    "CameraGeometry",
+    "Dmd",
+    "DmdProgress",
+    "DmdTiming",
+    "MonotonicClock",
+    "Sequence",
+    "SimFaults",
+    "SimulatedCamera",
+    "SimulatedDmd",
+    "SyncPulse",
+    "VirtualClock",
+    "make_bench",
+    "mirror_pictures",
+]
+
+
+def make_bench(settings: DaemonSettings, *, twin: Renderer | None = None) -> tuple[Dmd, Camera]:
+    """The DMD and camera ``settings`` choose (not yet open); simulated ones need the ``twin``.
+
+    A simulated camera needs the simulated DMD (it looks at what that DMD shows), so the two
+    backends are simulated together or not at all.
+    """
+    dmd_settings, camera_settings = settings.dmd, settings.camera
+    if (dmd_settings.backend == "sim") != (camera_settings.backend == "sim"):
+        raise ConfigError("dmd.backend and camera.backend: simulate both devices or neither (--sim)")
+    if dmd_settings.backend == "sim":
+        if twin is None:
+            raise ConfigError("the simulated bench needs the optical twin")
+        return _simulated(settings, twin)
+    from specklenet.daemon.devices.alp_dmd import AlpDmd
+    from specklenet.daemon.devices.basler_camera import BaslerCamera
+
+    dmd = AlpDmd(
+        library_dir=dmd_settings.library_dir,
+        version=dmd_settings.alp_version,
+        device_number=dmd_settings.device_number,
+        block_mirrors=dmd_settings.block_mirrors,
+        timing=dmd_settings.timing,
+    )
+    camera = BaslerCamera(
+        serial_number=camera_settings.serial_number,
+        geometry=camera_settings.geometry,
+        pixel_format=camera_settings.pixel_format,
+        exposure_us=camera_settings.exposure_us,
+        trigger_source=camera_settings.trigger_source,
+        trigger_delay_us=camera_settings.trigger_delay_us,
+        buffers=camera_settings.buffers,
+    )
+    return dmd, camera
+
+
+def _simulated(settings: DaemonSettings, twin: Renderer) -> tuple[SimulatedDmd, SimulatedCamera]:
+    sim = settings.sim
+    clock = MonotonicClock() if sim.realtime else VirtualClock()
+    dmd = SimulatedDmd(
+        block_mirrors=settings.dmd.block_mirrors, timing=settings.dmd.timing, clock=clock, faults=sim.faults
+    )
+    trigger = "Software" if settings.camera.trigger_source == "Software" else "Line1"
+    camera = SimulatedCamera(
+        twin,
+        dmd=dmd,
+        clock=clock,
+        exposure_us=settings.camera.exposure_us,
+        trigger_delay_us=settings.camera.trigger_delay_us,
+        trigger_source=trigger,
+        buffers=settings.camera.buffers,
+        max_frame_rate_hz=sim.max_frame_rate_hz,
+        faults=sim.faults,
+        seed=sim.seed,
+    )
+    dmd.connect(camera.on_sync)
+    return dmd, camera
