@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from specklenet.daemon.devices import CameraGeometry, SimulatedCamera, SimulatedDmd, VirtualClock
-from specklenet.daemon.devices.base import Camera, bin_mean
+from specklenet.daemon.devices.base import Camera
 from specklenet.daemon.devices.basler_camera import BaslerCamera
 from specklenet.daemon.errors import DeviceError, DeviceRemovedError
 from specklenet.daemon.twin import Twin
@@ -62,15 +62,19 @@ class PylonHarness:
             self.camera.trigger_software()
 
     def expected(self, position: int) -> np.ndarray:
-        # An 8-bit file read as Mono12 is shifted left by 4 (measured with pylon 12.4).
-        return bin_mean(self.images[position % 3].astype(np.uint16) << 4, 4)
+        # An 8-bit file read as Mono12 is shifted left by 4 (measured with pylon 12.4); 4×4 mean binning.
+        image = self.images[position % 3].astype(np.float64) * 16
+        return image.reshape(64, 4, 64, 4).mean(axis=(1, 3)).astype(np.float32)
 
     def fail_next(self, count: int) -> None:
         self.camera._camera.ForceFailedBufferCount.Value = count
         self.camera._camera.ForceFailedBuffer.Execute()
 
     def remove(self) -> None:
-        self.camera._camera.FirePnPCallback.Execute()
+        camera = self.camera._camera
+        camera.UserSetSelector.Value = "Default"  # the camera comes back power-cycled, in its defaults
+        camera.UserSetLoad.Execute()
+        camera.FirePnPCallback.Execute()
 
     def configuration(self) -> dict[str, object]:
         camera = self.camera._camera
