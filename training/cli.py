@@ -14,7 +14,7 @@ import sys
 from specklenet.daemon.errors import SpecklenetError
 
 # Subcommand modules, in the order --help lists them.
-COMMAND_MODULES = ("specklenet.training.demo",)
+COMMAND_MODULES = ("specklenet.training.demo", "specklenet.training.data_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
