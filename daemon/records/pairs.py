@@ -1,62 +1,7 @@
-"""The two files that connect the bench to training: targets files and pairs files (HDF5).
+"""Pairs files: the crash-safe :class:`PairsWriter` and the :class:`Pairs` reader.
 
-A **targets file** holds what the DMD shows; a **pairs file** holds the same targets plus the speckle
-frame recorded for each. The daemon writes pairs files when it acquires from hardware, the ``simulate``
-command writes them through the optical twin, and training reads them; this module is the only place
-that knows the layout.
-
-Public API::
-
-    targets = Targets(canvases, columns, case="2", split="train", output_window=(32, 32, 64, 64),
-                      provenance={...})           # or Targets.from_canvases(canvases) for ad-hoc sets
-    write_targets("targets.h5", targets);  targets = read_targets("targets.h5")   # pairs files too
-
-    with PairsWriter.create("pairs.h5", targets, source="twin", acquisition=twin.describe()) as writer:
-        for index in writer.missing():
-            writer.write(index, frame, frame_id=int(index), timestamp_ns=time.time_ns())
-    with PairsWriter.resume("pairs.h5") as writer: ...      # after a crash, Ctrl-C or a full disk
-
-    with read_pairs("pairs.h5") as pairs:
-        frames = pairs.load_frames(pairs.complete_indices())   # float32 (K, 256, 256) in memory
-        pairs.frames[17]                                       # or lazily, one at a time
-
-Layout (format version 1; array axes ``[index, row, column]``; N targets)::
-
-    /                 attrs: format ("specklenet.targets" | "specklenet.pairs"), format_version, case,
-                      split, output_window (row0, col0, rows, cols) on the canvas, provenance (JSON);
-                      pairs only: source ("twin" | "hardware"), acquisition (JSON), created_utc
-    /canvases         uint8 (N, rows, columns): the DMD grey levels, 0..255 (128×128 on the bench)
-    /metadata/<name>  one row per target; the standard columns are
-                        dataset       str        source dataset ("mnist", "lfw", "custom", ...)
-                        source_index  int64 (2)  index of the image(s) in that dataset; -1 = none
-                                                 (two indices when two digits are superimposed)
-                        label         str        "7", "7+3", or the LFW person's name
-                        placement     int16 (2)  (row, column) of the target's top-left corner
-                      and optionally
-                        truth_window  int16 (4)  (row0, col0, rows, columns) of this target's ground
-                                                 truth on the canvas, when it is not the output
-                                                 window (a target shown outside the window the
-                                                 network was trained on); same size for all targets
-                      and any further numeric or string columns (e.g. the case-4 modulation).
-    pairs only:
-    /frames           float32 (N, 256, 256) camera counts, one chunk per frame
-    /frame_id         int64 (N,)   camera or twin frame id; -1 until recorded
-    /timestamp_ns     int64 (N,)   acquisition time (caller's clock); -1 until recorded
-    /complete         uint8 (N,)   1 once the frame and its metadata are in the file
-
-Crash safety (measured in /work/shared/reference/performance-reliability.md §B.3): pairs files are
-written in HDF5 SWMR mode. A frame's data and metadata are flushed *before* its ``complete`` flag is
-set and flushed, so after a crash or SIGKILL every index marked complete holds its whole frame, and
-readers (``read_pairs`` opens with ``swmr=True``) can open the file even while it is being written.
-By default every ``write`` flushes (about 2,000 frames/s, see ``benchmarks/records.py``); with
-``flush_interval_s`` > 0 frames are committed in batches at least that often. HDF5 refuses a plain
-re-open for writing after a crash, so :meth:`PairsWriter.resume` copies the complete frames into a
-fresh file and atomically replaces the old one (never losing a recorded frame). A sidecar lock file
-``<name>.lock`` (left in place, empty) keeps a second writer out of a file that is being written.
-SIGKILL leaves written data in the page cache; ``close()`` also fsyncs, against power loss.
-
-Thread-safety: a :class:`PairsWriter` or :class:`Pairs` belongs to one thread; :class:`Targets` is
-immutable and :func:`read_targets` / :func:`write_targets` are safe to call from any thread.
+Layout and crash-safety design: see :mod:`specklenet.daemon.records`. A writer or reader belongs to
+one thread.
 """
 
 from __future__ import annotations
@@ -68,163 +13,34 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any, Literal, Self
 
 import h5py
 import numpy as np
 
 from specklenet.daemon.errors import FileFormatError
+from specklenet.daemon.records.targets import (
+    PAIRS_FORMAT,
+    Targets,
+    _check_header,
+    _dataset,
+    _describe,
+    _json,
+    _open_for_reading,
+    _partial,
+    _read_targets_group,
+    _write_targets_group,
+)
 
 _logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-TARGETS_FORMAT = "specklenet.targets"
-PAIRS_FORMAT = "specklenet.pairs"
 FRAME_SHAPE = (256, 256)
 SOURCES = ("twin", "hardware")
-STANDARD_COLUMNS = ("dataset", "source_index", "label", "placement")
 _PER_FRAME = ("frame_id", "timestamp_ns", "complete")
 
 Source = Literal["twin", "hardware"]
-
-
-@dataclass(frozen=True, eq=False)
-class Targets:
-    """A set of DMD targets with their metadata (immutable; validated on construction).
-
-    Attributes:
-        canvases: uint8 ``(N, rows, columns)`` grey levels 0..255, ``canvases[index, row, column]``.
-        columns: per-target metadata, each array with first axis N; must include the standard columns
-            ``dataset``, ``source_index``, ``label``, ``placement`` (see the module docstring).
-            String columns are numpy ``str`` arrays.
-        case: name of the experimental case ("1", "4b", "SI", "custom", ...).
-        split: which part of the case ("train", "test-faces", ...).
-        output_window: ``(row0, col0, rows, columns)`` of the canvas the network reconstructs; a test's
-            ground truth is the canvas inside this window.
-        provenance: JSON-serialisable facts about how the set was made (dataset checksums, seed,
-            package version).
-    """
-
-    canvases: np.ndarray
-    columns: Mapping[str, np.ndarray]
-    case: str
-    split: str
-    output_window: tuple[int, int, int, int]
-    provenance: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        canvases = self.canvases
-        if not isinstance(canvases, np.ndarray) or canvases.dtype != np.uint8 or canvases.ndim != 3:
-            raise FileFormatError(
-                f"targets: canvases must be uint8 (N, rows, columns), got {_describe(canvases)}"
-            )
-        count, rows, cols = canvases.shape
-        missing = [name for name in STANDARD_COLUMNS if name not in self.columns]
-        if missing:
-            raise FileFormatError(f"targets: metadata lacks the standard column(s) {missing}")
-        columns = {name: _column(name, value, count) for name, value in self.columns.items()}
-        window = tuple(int(v) for v in self.output_window)
-        row0, col0, height, width = window if len(window) == 4 else (-1, -1, 0, 0)
-        if not (row0 >= 0 and col0 >= 0 and height > 0 and width > 0 and row0 + height <= rows):
-            raise FileFormatError(f"targets: output_window {self.output_window} is not inside the canvas")
-        if col0 + width > cols:
-            raise FileFormatError(f"targets: output_window {self.output_window} is not inside the canvas")
-        if "truth_window" in columns:
-            _check_truth_windows(columns["truth_window"], rows, cols)
-        provenance = json.loads(_json(self.provenance, "provenance"))
-        canvases = canvases.view()  # read-only view; the caller's array keeps its flags
-        canvases.setflags(write=False)
-        object.__setattr__(self, "canvases", canvases)
-        object.__setattr__(self, "columns", MappingProxyType(columns))
-        object.__setattr__(self, "output_window", window)
-        object.__setattr__(self, "provenance", MappingProxyType(provenance))
-
-    def __len__(self) -> int:
-        return int(self.canvases.shape[0])
-
-    @property
-    def canvas_shape(self) -> tuple[int, int]:
-        return (int(self.canvases.shape[1]), int(self.canvases.shape[2]))
-
-    @classmethod
-    def from_canvases(
-        cls,
-        canvases: np.ndarray,
-        *,
-        case: str = "custom",
-        split: str = "custom",
-        output_window: tuple[int, int, int, int] | None = None,
-        provenance: Mapping[str, Any] | None = None,
-    ) -> Targets:
-        """Targets with placeholder metadata (dataset "custom"), e.g. for test patterns at the bench.
-
-        ``output_window`` defaults to the whole canvas.
-        """
-        canvases = np.asarray(canvases)
-        count = canvases.shape[0] if canvases.ndim == 3 else 0
-        columns = {
-            "dataset": np.full(count, "custom"),
-            "source_index": np.stack([np.arange(count), np.full(count, -1)], axis=1).astype(np.int64),
-            "label": np.full(count, ""),
-            "placement": np.zeros((count, 2), np.int16),
-        }
-        window = output_window or (0, 0, *canvases.shape[1:3])
-        return cls(canvases, columns, case, split, window, provenance or {})  # type: ignore[arg-type]
-
-    def subset(self, indices: Iterable[int] | np.ndarray | slice, *, split: str | None = None) -> Targets:
-        """The targets at ``indices`` (any order), with the same case, window and provenance."""
-        selection = indices if isinstance(indices, slice) else np.asarray(list(indices), dtype=np.int64)
-        columns = {name: value[selection] for name, value in self.columns.items()}
-        return Targets(
-            self.canvases[selection].copy(),
-            columns,
-            self.case,
-            split or self.split,
-            self.output_window,
-            self.provenance,
-        )
-
-    def ground_truth(self, indices: np.ndarray | slice | None = None) -> np.ndarray:
-        """float32 ``(K, rows, columns)`` in [0, 1]: what the network should reconstruct, grey / 255.
-
-        That is the canvas inside each target's ``truth_window`` column when the targets have one
-        (e.g. case 5's shifted tests: the displayed target itself), else inside the output window.
-        """
-        selection = np.arange(len(self))[slice(None) if indices is None else indices]
-        if "truth_window" not in self.columns:
-            row0, col0, height, width = self.output_window
-            window = self.canvases[selection, row0 : row0 + height, col0 : col0 + width]
-            return window.astype(np.float32) / np.float32(255.0)
-        windows = self.columns["truth_window"][selection]
-        height, width = (int(v) for v in windows[0, 2:]) if len(windows) else self.output_window[2:]
-        truth = np.empty((len(selection), height, width), np.float32)
-        for position, (index, (row0, col0, _, _)) in enumerate(zip(selection, windows, strict=True)):
-            truth[position] = self.canvases[index, row0 : row0 + height, col0 : col0 + width]
-        return truth / np.float32(255.0)
-
-
-def write_targets(path: str | Path, targets: Targets) -> None:
-    """Write ``targets`` to a new targets file (replacing ``path`` atomically if it exists)."""
-    path = Path(path)
-    partial = _partial(path)
-    try:
-        with h5py.File(partial, "w", libver="latest") as file:
-            _write_targets_group(file, targets, TARGETS_FORMAT)
-        os.replace(partial, path)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise FileFormatError(f"{path}: cannot write the targets file: {error}") from error
-
-
-def read_targets(path: str | Path) -> Targets:
-    """Read the targets of a targets file or of a pairs file; bad files raise :class:`FileFormatError`."""
-    path = Path(path)
-    with _open_for_reading(path) as file:
-        _check_header(path, file, (TARGETS_FORMAT, PAIRS_FORMAT))
-        return _read_targets_group(path, file)
 
 
 class PairsWriter:
@@ -545,53 +361,6 @@ def read_pairs(path: str | Path) -> Pairs:
         raise
 
 
-# --- file layout -------------------------------------------------------------------------------------
-
-
-def _write_targets_group(file: h5py.File, targets: Targets, kind: str) -> None:
-    file.attrs["format"] = kind
-    file.attrs["format_version"] = FORMAT_VERSION
-    file.attrs["case"] = targets.case
-    file.attrs["split"] = targets.split
-    file.attrs["output_window"] = np.asarray(targets.output_window, np.int64)
-    file.attrs["provenance"] = _json(targets.provenance, "provenance")
-    rows, cols = targets.canvas_shape
-    # One canvas per chunk so a random subset reads only what it needs; gzip: MNIST canvases are
-    # mostly zeros and shrink about tenfold.
-    file.create_dataset(
-        "canvases",
-        data=targets.canvases,
-        chunks=(1, rows, cols) if len(targets) else None,
-        compression="gzip",
-    )
-    group = file.create_group("metadata")
-    for name, values in targets.columns.items():
-        if values.dtype.kind == "U":
-            group.create_dataset(name, data=values.astype(object), dtype=h5py.string_dtype())
-        else:
-            group.create_dataset(name, data=values)
-
-
-def _read_targets_group(path: Path, file: h5py.File) -> Targets:
-    try:
-        canvases = _dataset(path, file, "canvases")[()]
-        columns = {}
-        for name, dataset in _group(path, file, "metadata").items():
-            if h5py.check_string_dtype(dataset.dtype):
-                columns[name] = np.asarray(dataset.asstr()[()], dtype=str).reshape(dataset.shape)
-            else:
-                columns[name] = dataset[()]
-        window = tuple(int(v) for v in file.attrs["output_window"])
-        provenance = json.loads(file.attrs["provenance"])
-        case, split = str(file.attrs["case"]), str(file.attrs["split"])
-    except (KeyError, ValueError, TypeError, OSError) as error:
-        raise FileFormatError(f"{path}: damaged or incomplete targets: {error}") from error
-    try:
-        return Targets(canvases, columns, case, split, window, provenance)  # type: ignore[arg-type]
-    except FileFormatError as error:
-        raise FileFormatError(f"{path}: {error}") from error
-
-
 def _create_frame_datasets(file: h5py.File, count: int, frame_shape: tuple[int, ...]) -> None:
     if len(frame_shape) != 2 or min(frame_shape) < 1:
         raise FileFormatError(f"frame_shape must be (rows, columns), got {frame_shape}")
@@ -625,45 +394,9 @@ def _check_frame_datasets(path: Path, file: h5py.File, count: int) -> None:
             raise FileFormatError(f"{path}: the attribute {name!r} is missing")
 
 
-def _check_header(path: Path, file: h5py.File, kinds: tuple[str, ...]) -> None:
-    kind = file.attrs.get("format")
-    if kind not in kinds:
-        raise FileFormatError(f"{path}: not a {' or '.join(kinds)} file (format attribute: {kind!r})")
-    version = file.attrs.get("format_version")
-    version = version.item() if isinstance(version, np.generic) else version
-    if version != FORMAT_VERSION:
-        raise FileFormatError(
-            f"{path}: format version {version!r}; this specklenet reads version {FORMAT_VERSION}"
-        )
-
-
 def _read_pairs_header(path: Path) -> Targets:
     with read_pairs(path) as pairs:
         return pairs.targets
-
-
-def _open_for_reading(path: Path) -> h5py.File:
-    if not path.is_file():
-        raise FileFormatError(f"{path}: no such file")
-    try:
-        # swmr=True also reads files whose SWMR writer is alive or was killed (a plain open refuses).
-        return h5py.File(path, "r", swmr=True)
-    except OSError as error:
-        raise FileFormatError(f"{path}: not a readable HDF5 file (truncated or damaged?): {error}") from error
-
-
-def _dataset(path: Path, file: h5py.File, name: str) -> h5py.Dataset:
-    item = file.get(name)
-    if not isinstance(item, h5py.Dataset):
-        raise FileFormatError(f"{path}: the dataset /{name} is missing")
-    return item
-
-
-def _group(path: Path, file: h5py.File, name: str) -> h5py.Group:
-    item = file.get(name)
-    if not isinstance(item, h5py.Group):
-        raise FileFormatError(f"{path}: the group /{name} is missing")
-    return item
 
 
 def _recover(path: Path) -> None:
@@ -690,9 +423,6 @@ def _recover(path: Path) -> None:
     _logger.warning("%s: recovered after a crash; kept %d complete frames", path, len(kept))
 
 
-# --- helpers -----------------------------------------------------------------------------------------
-
-
 class _Lock:
     """An exclusive advisory lock on ``<path>.lock`` held while a writer has the file open."""
 
@@ -717,50 +447,6 @@ class _Lock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
-
-
-def _column(name: str, value: Any, count: int) -> np.ndarray:
-    array = np.asarray(value)
-    if array.ndim == 0 or array.shape[0] != count:
-        raise FileFormatError(
-            f"targets: metadata column {name!r} has shape {array.shape}, expected ({count}, ...)"
-        )
-    if array.dtype.kind not in "biufU":
-        raise FileFormatError(f"targets: metadata column {name!r} has unsupported dtype {array.dtype}")
-    array = array.copy()
-    array.setflags(write=False)
-    return array
-
-
-def _check_truth_windows(windows: np.ndarray, rows: int, cols: int) -> None:
-    if windows.ndim != 2 or windows.shape[1] != 4 or windows.dtype.kind not in "iu":
-        raise FileFormatError(
-            f"targets: truth_window must be integers (N, 4), got {windows.dtype} {windows.shape}"
-        )
-    if len(windows) == 0:
-        return
-    row0, col0, height, width = windows.T
-    if (height != height[0]).any() or (width != width[0]).any() or height[0] < 1 or width[0] < 1:
-        raise FileFormatError("targets: every truth_window must have the same, positive size")
-    if (row0 < 0).any() or (col0 < 0).any() or (row0 + height > rows).any() or (col0 + width > cols).any():
-        raise FileFormatError(f"targets: a truth_window lies outside the {rows}×{cols} canvas")
-
-
-def _json(value: Mapping[str, Any], what: str) -> str:
-    try:
-        return json.dumps(dict(value), sort_keys=True)
-    except (TypeError, ValueError) as error:
-        raise FileFormatError(f"{what} must be JSON-serialisable: {error}") from error
-
-
-def _describe(array: Any) -> str:
-    if isinstance(array, np.ndarray):
-        return f"{array.dtype} {array.shape}"
-    return type(array).__name__
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
 
 
 def _check_interval(path: Path, flush_interval_s: float) -> None:
