@@ -76,6 +76,7 @@ CENTRE_WINDOW = (32, 32, TARGET_PX, TARGET_PX)
 WHOLE_CANVAS = (0, 0, CANVAS_PX, CANVAS_PX)
 PERIODS_PX = (16.0, 24.0)
 TABLE1_COUNT = 5
+_BLOCK = 1000  # targets transformed at a time
 # Case 5's shifted test areas I and II (top-left corners): 16 px right, and 24 px down and 24 px left,
 # both inside the illuminated canvas and mostly outside the trained centre.
 CASE5_POSITIONS = {"centre": CENTRE, "shift1": (32, 48), "shift2": (56, 8)}
@@ -288,17 +289,21 @@ def _training_targets(case: Case, images: ImageSet, rng: np.random.Generator) ->
     columns = _identity_columns(images, order)
     binary = bool(np.isin(images.images, (0, 255)).all())
     if case.enlarge:
-        pixels = enlarge(pixels, binary=binary)
         if case.modulation != "none":
             fixed = case.modulation == "fixed"
             amplitude = np.ones(count) if fixed else 1.0 - rng.uniform(0.0, 1.0, count)  # (0, 1]
             periods = rng.choice(PERIODS_PX, size=(count, 2))
             phases = rng.uniform(0.0, 2 * np.pi, (count, 2))
-            pixels = to_uint8(pixels * modulation(amplitude, periods, phases, ENLARGED_PX))
             columns["modulation_amplitude"] = amplitude.astype(np.float32)
             columns["modulation_period_px"] = periods.astype(np.float32)
             columns["modulation_phase_rad"] = phases.astype(np.float32)
-        pixels = centre_crop(pixels, TARGET_PX)
+        for block in range(0, count, _BLOCK):  # bounds the float64 temporaries to ~100 MB
+            part = slice(block, block + _BLOCK)
+            enlarged = enlarge(pixels[part], binary=binary)
+            if case.modulation != "none":
+                m = modulation(amplitude[part], periods[part], phases[part], ENLARGED_PX)
+                enlarged = to_uint8(enlarged * m)
+            pixels[part] = centre_crop(enlarged, TARGET_PX)
     if case.random_placement:
         placements = rng.integers(0, CANVAS_PX - TARGET_PX + 1, (count, 2))
     else:
