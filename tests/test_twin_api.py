@@ -98,3 +98,16 @@ def test_binary_canvas_needs_one_propagation_grey_up_to_eight(canvases: np.ndarr
     counts = np.bincount(planes.canvas, minlength=5)
     assert counts.tolist() == [1, 1, 1, 8, 1]
     np.testing.assert_allclose(np.bincount(planes.canvas, weights=planes.weight), 1.0, rtol=1e-6)
+
+
+def test_frames_do_not_depend_on_their_batch_companions(twin: Twin) -> None:
+    """Each frame is the same alone or beside canvases lit elsewhere, edge pixels included."""
+    canvases = np.zeros((3, 128, 128), np.uint8)
+    canvases[0, 127, 127] = 255  # the canvas corner
+    canvases[1, 0, 5:9] = 255
+    canvases[2, 60:70, 60:70] = 200
+    batch = twin.intensity(canvases)
+    for i in range(3):
+        alone = twin.intensity(canvases[i : i + 1])[0]
+        assert alone.max() > 0
+        np.testing.assert_allclose(batch[i], alone, rtol=1e-4, atol=1e-6 * float(alone.max()))

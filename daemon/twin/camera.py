@@ -43,50 +43,58 @@ def expose(
     seed: int,
     frame_ids: np.ndarray,
 ) -> Any:
-    """Counts per sample (mean over its native pixels, float32) for ``electrons[frame, row, column]``.
-
-    ``electrons`` is the expected photo-electron count per native pixel.
+    """Counts per sample (mean over its native pixels, float32) for ``electrons[frame, row, column]``,
+    the expected photo-electrons per native pixel. numpy: ``electrons`` is overwritten with the result.
     """
-    xp = backend.xp
     k = float(native_per_sample)
-    expected = xp.clip(electrons, 0.0, None) * k  # the full well clips after the shot noise
-    if not camera.noise:
-        signal = xp.clip(expected, None, k * camera.full_well_e)
-    elif backend.is_numpy:
-        frames = zip(expected, frame_ids, strict=True)
-        signal = np.stack([_noisy_numpy(frame, camera, k, seed, int(i)) for frame, i in frames])
-    else:
-        signal = _noisy_torch(backend, expected, camera, k, seed, int(frame_ids[0]) if len(frame_ids) else 0)
-    counts = signal * camera.gain + k * camera.dark_offset_counts
+    if backend.is_numpy:
+        for frame, frame_id in zip(electrons, frame_ids, strict=True):
+            _counts_numpy(frame, camera, k, seed, int(frame_id))
+        return electrons
+    first = int(frame_ids[0]) if len(frame_ids) else 0
+    return _counts_torch(backend, electrons, camera, k, seed, first)
+
+
+def _counts_numpy(electrons: np.ndarray, camera: CameraConfig, k: float, seed: int, frame_id: int) -> None:
+    """One frame, in place (a frame of samples stays in cache through the whole chain)."""
+    signal = electrons
+    np.maximum(signal, 0.0, out=signal)
+    signal *= k  # expected electrons per sample
     if camera.noise:
-        counts = xp.round(counts)
-    counts = xp.clip(counts, 0.0, k * camera.saturation_counts)
-    return xp.astype(counts / k, xp.float32)
+        rng = frame_generator(seed, frame_id)
+        read_var = k * camera.read_noise_e**2
+        z = rng.standard_normal(signal.shape, dtype=np.float32)
+        low = signal < GAUSSIAN_LIMIT_E
+        exact = rng.poisson(signal[low]) + np.sqrt(read_var) * z[low] if low.any() else None
+        spread = signal + read_var
+        np.sqrt(spread, out=spread)
+        spread *= z
+        signal += spread
+        if exact is not None:
+            signal[low] = exact
+    np.minimum(signal, k * camera.full_well_e, out=signal)  # the full well clips after the shot noise
+    signal *= camera.gain
+    signal += k * camera.dark_offset_counts
+    if camera.noise:
+        np.round(signal, out=signal)
+    np.clip(signal, 0.0, k * camera.saturation_counts, out=signal)
+    signal /= k
 
 
-def _noisy_numpy(
-    expected: np.ndarray, camera: CameraConfig, k: float, seed: int, frame_id: int
-) -> np.ndarray:
-    """Electrons (shot + read noise, clipped at the full well) for one frame's samples."""
-    rng = frame_generator(seed, frame_id)
-    read_var = k * camera.read_noise_e**2
-    z = rng.standard_normal(expected.shape, dtype=np.float32)
-    signal = expected + np.sqrt(expected + read_var) * z
-    low = expected < GAUSSIAN_LIMIT_E
-    if low.any():
-        exact = rng.poisson(expected[low]) + np.sqrt(read_var) * z[low]
-        signal[low] = exact
-    return np.clip(signal, None, k * camera.full_well_e)
-
-
-def _noisy_torch(
-    backend: Backend, expected: Any, camera: CameraConfig, k: float, seed: int, first_frame_id: int
+def _counts_torch(
+    backend: Backend, electrons: Any, camera: CameraConfig, k: float, seed: int, first: int
 ) -> Any:
     xp = backend.xp
-    generator = backend.torch_generator(seed * 1_000_003 + first_frame_id)
-    read_sd = (k * camera.read_noise_e**2) ** 0.5
-    z = backend.normal(tuple(expected.shape), generator)
-    gaussian = expected + xp.sqrt(expected + read_sd**2) * z
-    exact = backend.poisson(expected, generator) + read_sd * z
-    signal = xp.where(expected < GAUSSIAN_LIMIT_E, exact, gaussian)
-    return xp.clip(signal, None, k * camera.full_well_e)
+    expected = xp.clip(electrons, 0.0, None) * k
+    signal = expected
+    if camera.noise:
+        generator = backend.torch_generator(seed * 1_000_003 + first)
+        read_sd = (k * camera.read_noise_e**2) ** 0.5
+        z = backend.normal(tuple(expected.shape), generator)
+        gaussian = expected + xp.sqrt(expected + read_sd**2) * z
+        exact = backend.poisson(expected, generator) + read_sd * z
+        signal = xp.where(expected < GAUSSIAN_LIMIT_E, exact, gaussian)
+    counts = xp.clip(signal, None, k * camera.full_well_e) * camera.gain + k * camera.dark_offset_counts
+    if camera.noise:
+        counts = xp.round(counts)
+    return xp.astype(xp.clip(counts, 0.0, k * camera.saturation_counts) / k, xp.float32)

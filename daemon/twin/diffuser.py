@@ -17,7 +17,6 @@ Everything is drawn from the seed: the same seed gives bit-identical screens.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -34,7 +33,7 @@ from specklenet.daemon.twin.optics import (
     object_to_plane,
     uniform_phase_screen,
 )
-from specklenet.daemon.twin.plan import FULL_PITCH_M, SamplingPlan, plan_for
+from specklenet.daemon.twin.plan import SamplingPlan, plan_for
 
 # exp(−2 a²) = 1/2 at a = sqrt(ln 2 / 2); the 0.94 corrects for the incident field's own angular
 # spread (a target pixel's diffraction), measured with the shift-correlation test (tests/test_twin_memory.py).
@@ -48,11 +47,13 @@ class Operators:
     Attributes:
         plan: the sampling plan.
         object_matrix: ``K[box_sample, canvas_pixel]``; the field at the iris is ``K @ C @ K.T``.
+        object_matrix_t_parts: real and imaginary parts of ``K.T`` (float32), for real ``C``.
         entrance: ``(box, box)`` iris transmission times the first screen.
-        stages: ``(transfer, screen)`` pairs on the whole grid: ``E ← ifft2(fft2(E)·transfer)·screen``;
+        stages: ``(transfer, screen)`` pairs on the stage grid: ``E ← ifft2(fft2(E)·transfer)·screen``;
             the last screen is None at ``"dataset"`` fidelity, where it is folded into the exit factors.
-        exit_factors: ``"dataset"`` only: ``(grid, grid)`` factors before the camera FFT, one per set of
-            camera samples (see :func:`quincunx_factors`); empty at ``"full"`` fidelity.
+        exit_factors: ``"dataset"`` only: ``(stage, stage)`` factors before the camera FFT (the stage
+            grid's window of the camera grid), one per set of camera samples (see
+            :func:`quincunx_factors`); empty at ``"full"``.
         camera_matrix: ``A[camera_sample, exit_sample]`` of the matrix Fresnel step (``"full"``) or None.
         slice_gap_m: free space between consecutive screens (multislice), else 0.
     """
@@ -64,11 +65,7 @@ class Operators:
     exit_factors: tuple[np.ndarray, ...]
     camera_matrix: np.ndarray | None
     slice_gap_m: float
-
-    @property
-    def embeds(self) -> bool:
-        """Whether the iris field must be placed on the whole grid (FFT steps follow)."""
-        return bool(self.stages) or self.plan.periodic_camera
+    object_matrix_t_parts: tuple[np.ndarray, np.ndarray]
 
 
 def slice_gap_m(config: TwinConfig) -> float:
@@ -83,30 +80,28 @@ def slice_gap_m(config: TwinConfig) -> float:
 def build_operators(config: TwinConfig, seed: int) -> Operators:
     """Precompute the optical path of ``config`` with screens drawn from ``seed``."""
     gap = slice_gap_m(config)
-    plan = plan_for(config, spread_m=gap * config.wavelength_m / (2 * FULL_PITCH_M))
-    if config.diffuser == "matrix":
-        # A transmission matrix mixes the whole periodic grid: light may leave anywhere on it.
-        plan = dataclasses.replace(plan, exit_box=slice(0, plan.grid))
+    plan = plan_for(config, gap)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xD1FF05E5]))
     screens, transfers = _diffuser(config, plan, rng, gap)
-    x = plan.x_m
-    box = plan.box
-    entrance = circular_aperture(x[box], config.iris_m) * screens[0][box, box]
+    box = slice(plan.box_at, plan.box_at + plan.box)
+    x_box = plan.stage_x_m[box]
+    entrance = circular_aperture(x_box, config.iris_m) * screens[0][box, box]
     stages: list[tuple[np.ndarray, np.ndarray | None]] = list(zip(transfers, screens[1:], strict=True))
     exit_factors: tuple[np.ndarray, ...] = ()
     camera_matrix = None
     if plan.periodic_camera:
-        last = np.ones((plan.grid, plan.grid))
+        last = np.ones((plan.stage, plan.stage), complex)
         if stages:
             transfer, last = stages[-1]
             stages[-1] = (transfer, None)
-        exit_factors = tuple(last * factor for factor in quincunx_factors(config, plan))
+        window = slice(plan.stage_at, plan.stage_at + plan.stage)
+        exit_factors = tuple(last * factor[window, window] for factor in quincunx_factors(config, plan))
     else:
-        x_in = x[plan.exit_box] if stages else x[box]
+        x_in = plan.stage_x_m[plan.exit_at : plan.exit_at + plan.exit] if stages else x_box
         x_out = centred_coordinates(plan.camera_samples, plan.camera_pitch_m)
         camera_matrix = fresnel_matrix(x_in, x_out, wavelength_m=config.wavelength_m, distance_m=config.v_m)
     object_matrix = object_to_plane(
-        x[box],
+        x_box,
         pixel_m=config.target_pixel_m,
         n_pixels=config.canvas_px,
         wavelength_m=config.wavelength_m,
@@ -114,9 +109,11 @@ def build_operators(config: TwinConfig, seed: int) -> Operators:
         focus_m=config.focus_m,
         spot_radius_m=config.illumination_diameter_px * config.target_pixel_m / 2,
     )
+    k = _c64(object_matrix)
     return Operators(
         plan=plan,
-        object_matrix=_c64(object_matrix),
+        object_matrix=k,
+        object_matrix_t_parts=(np.ascontiguousarray(k.T.real), np.ascontiguousarray(k.T.imag)),
         entrance=_c64(entrance),
         stages=tuple((_c64(t), None if s is None else _c64(s)) for t, s in stages),
         exit_factors=tuple(_c64(f) for f in exit_factors),
@@ -133,11 +130,10 @@ def quincunx_factors(config: TwinConfig, plan: SamplingPlan) -> tuple[np.ndarray
     at 8 points in a checkerboard of its native 4×4 grid: a quadrature of the pixel's integral whose
     binned speckle contrast equals native 4×4 binning's within 0.2 % (2×2 points alone read 6 % high).
     """
-    f = fft_fresnel_input_factor(
-        plan.grid, plan.pitch_m, wavelength_m=config.wavelength_m, distance_m=config.v_m
-    )
+    n = plan.camera_grid
+    f = fft_fresnel_input_factor(n, plan.pitch_m, wavelength_m=config.wavelength_m, distance_m=config.v_m)
     # Moving the output by δ multiplies the input by exp(−2πi x δ / (λ v)).
-    x = centred_coordinates(plan.grid, plan.pitch_m)
+    x = centred_coordinates(n, plan.pitch_m)
     delta = plan.camera_pitch_m / 2
     g = f * np.exp(-2j * math.pi * x * delta / (config.wavelength_m * config.v_m))
     return f[:, None] * f[None, :], g[:, None] * g[None, :]
@@ -146,8 +142,9 @@ def quincunx_factors(config: TwinConfig, plan: SamplingPlan) -> tuple[np.ndarray
 def _diffuser(
     config: TwinConfig, plan: SamplingPlan, rng: np.random.Generator, gap_m: float
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Screens (first at the iris, last before the camera) and the transfers between them."""
-    n = plan.grid
+    """Screens (first at the iris, last before the camera) on the stage grid, and the transfers
+    between them."""
+    n = plan.stage
     if config.diffuser == "thin":
         return [uniform_phase_screen(rng, (n, n))], []
     if config.diffuser == "matrix":

@@ -7,11 +7,19 @@ region of interest is lost, as on the bench), then 4×4 area binning.
 
 ``"dataset"`` samples the diffuser plane at λv/L (L: the region of interest, 15 µm) on an FFT grid
 as many points wide as the camera samples, so one FFT is the Fresnel propagation onto the region of
-interest at twice the native pitch (6.9 µm, finer than the field's Nyquist pitch λv/D = 10.6 µm),
-followed by 2×2 binning. Its camera plane is periodic over the region of interest: the diffuser's
-angular spectrum is band-limited to the directions that land on it. The statistics after binning
-match the full model's (tests compare contrast, histogram, grain and memory effect), at about 1/60
-of the cost.
+interest at twice the native pitch (6.9 µm, finer than the field's Nyquist pitch λv/D = 10.6 µm);
+a second FFT samples the points in between, and binning both 2×2 integrates each delivered pixel
+over a checkerboard of its native 4×4 grid. Its camera plane is periodic over the region of
+interest: the diffuser's angular spectrum is band-limited to the directions that land on it. The
+statistics after binning match the full model's (tests compare contrast, histogram, grain and
+memory effect).
+
+Grids nest. The iris ``box`` sits at sample ``box_at`` of the diffuser's ``stage`` grid (its FFT
+gaps), far enough from the edges that the light walking sideways inside the diffuser never wraps
+around; at ``"dataset"`` fidelity the stage grid is the corner of the camera's FFT grid
+(``camera_grid``), which is exact for intensities: padding at the end instead of around the centre
+only moves the input circularly, a phase ramp the camera never sees. Physical position of stage
+sample ``i``: ``(i − box_at − box // 2) · pitch`` (the iris centred on the optical axis).
 """
 
 from __future__ import annotations
@@ -23,93 +31,90 @@ import numpy as np
 import scipy.fft
 
 from specklenet.daemon.twin.config import TwinConfig
-from specklenet.daemon.twin.optics import centred_coordinates
 
 FULL_PITCH_M = 4.0e-6
+_GUARD_SAMPLES = 8
 
 
 @dataclass(frozen=True)
 class SamplingPlan:
-    """Grids of one fidelity level.
+    """Grids of one fidelity level (sample counts per axis).
 
     Attributes:
         pitch_m: sample pitch in the diffuser plane.
-        grid: samples per axis of the (periodic) diffuser-plane grid used by FFT steps.
-        box: slice of the grid that holds the iris (the field is zero outside it at the iris).
-        exit_box: slice of the grid whose field can reach the camera after the diffuser's gaps.
+        box: samples holding the iris (the field is zero outside them at the iris); even.
+        stage: the FFT grid of the diffuser's gaps and Fourier-plane screens (``box`` when none).
+        box_at: index of the iris box's first sample in the stage grid.
+        exit_at, exit: the stage samples whose light can reach the camera step.
+        camera_grid: FFT size of the periodic camera step (``"dataset"``), else 0.
         camera_samples: camera-plane samples per axis before binning.
         camera_pitch_m: their pitch.
-        binning: area-binning factor to the delivered frame (``camera_samples // binning`` pixels).
-        periodic_camera: True when the camera plane is computed by FFT (``"dataset"``).
+        binning: area-binning factor to the delivered frame.
     """
 
     pitch_m: float
-    grid: int
-    box: slice
-    exit_box: slice
+    box: int
+    stage: int
+    box_at: int
+    exit_at: int
+    exit: int
+    camera_grid: int
     camera_samples: int
     camera_pitch_m: float
     binning: int
-    periodic_camera: bool
 
     @property
-    def x_m(self) -> np.ndarray:
-        """Diffuser-plane sample positions of the whole grid."""
-        return centred_coordinates(self.grid, self.pitch_m)
+    def periodic_camera(self) -> bool:
+        return self.camera_grid > 0
+
+    @property
+    def stage_x_m(self) -> np.ndarray:
+        """Physical positions of the stage grid's samples."""
+        return (np.arange(self.stage) - self.box_at - self.box // 2) * self.pitch_m
+
+    @property
+    def stage_at(self) -> int:
+        """Index of the stage grid's first sample in the camera grid (iris centred on its axis)."""
+        return self.camera_grid // 2 - self.box // 2 - self.box_at
 
 
-def plan_for(config: TwinConfig, spread_m: float) -> SamplingPlan:
-    """The sampling plan for ``config``; ``spread_m`` is how far light can walk sideways inside the
-    diffuser (between its first and last screens), which the full grid must leave room for."""
+def plan_for(config: TwinConfig, gap_m: float) -> SamplingPlan:
+    """The sampling plan for ``config`` with ``gap_m`` of free space inside the diffuser."""
     if config.fidelity == "dataset":
-        return _dataset_plan(config)
-    return _full_plan(config, spread_m)
-
-
-def _dataset_plan(config: TwinConfig) -> SamplingPlan:
-    samples = config.roi_px // 2
-    camera_pitch = 2 * config.pixel_pitch_um * 1e-6
-    pitch = config.wavelength_m * config.v_m / (samples * camera_pitch)
-    if samples * pitch < config.iris_m + 2 * pitch:
-        raise ValueError("dataset fidelity: the diffuser grid is narrower than the iris")
-    box = _centred_slice(samples, _samples_across(config.iris_m, pitch))
+        samples = config.roi_px // 2
+        camera_pitch = 2 * config.pixel_pitch_um * 1e-6
+        pitch = config.wavelength_m * config.v_m / (samples * camera_pitch)
+        camera_grid, binning = samples, samples // config.frame_px
+    else:
+        samples, camera_pitch = config.roi_px, config.pixel_pitch_um * 1e-6
+        pitch, camera_grid, binning = FULL_PITCH_M, 0, config.roi_px // config.frame_px
+    box = _even(math.ceil(config.iris_m / pitch) + 2)
+    # The steepest ray the grid holds walks gap · λ / (2 pitch) sideways inside the diffuser.
+    walk = math.ceil(gap_m * config.wavelength_m / (2 * pitch) / pitch) + _GUARD_SAMPLES
+    if config.diffuser == "thin":
+        stage, box_at, exit_at, exit_ = box, 0, 0, box
+    elif config.diffuser == "matrix":  # mixes its whole periodic grid
+        stage = camera_grid or _fast(box + 2 * _GUARD_SAMPLES)
+        box_at, exit_at, exit_ = (stage - box) // 2, 0, stage
+    else:  # the light may walk `walk` samples either side; the FFT grid leaves as much again empty
+        stage = _fast(box + 4 * walk)
+        box_at, exit_at, exit_ = 2 * walk, walk, box + 2 * walk
+    if camera_grid and stage > camera_grid:
+        raise ValueError(
+            f"the diffuser ({stage} samples of {pitch * 1e6:.1f} µm) is wider than the camera grid"
+        )
     return SamplingPlan(
-        pitch_m=pitch,
-        grid=samples,
-        box=box,
-        exit_box=slice(0, samples),
-        camera_samples=samples,
-        camera_pitch_m=camera_pitch,
-        binning=samples // config.frame_px,
-        periodic_camera=True,
+        pitch, box, stage, box_at, exit_at, exit_, camera_grid, samples, camera_pitch, binning
     )
 
 
-def _full_plan(config: TwinConfig, spread_m: float) -> SamplingPlan:
-    pitch = FULL_PITCH_M
-    across = _samples_across(config.iris_m, pitch)
-    exit_across = _samples_across(config.iris_m + 2 * spread_m, pitch)
-    # Guard band: the FFT steps are periodic, so leave the spread again on each side empty.
-    grid = scipy.fft.next_fast_len(_samples_across(config.iris_m + 4 * spread_m, pitch) + 16)
-    grid += grid % 2
-    return SamplingPlan(
-        pitch_m=pitch,
-        grid=grid,
-        box=_centred_slice(grid, across),
-        exit_box=_centred_slice(grid, exit_across),
-        camera_samples=config.roi_px,
-        camera_pitch_m=config.pixel_pitch_um * 1e-6,
-        binning=config.roi_px // config.frame_px,
-        periodic_camera=False,
-    )
-
-
-def _samples_across(width_m: float, pitch_m: float) -> int:
-    """An even number of samples covering ``width_m`` with one sample to spare on each side."""
-    n = math.ceil(width_m / pitch_m) + 2
+def _even(n: int) -> int:
     return n + n % 2
 
 
-def _centred_slice(grid: int, width: int) -> slice:
-    start = grid // 2 - width // 2
-    return slice(start, start + width)
+def _fast(n: int) -> int:
+    """The smallest even size ≥ n whose FFT is fast (factors 2, 3, 5)."""
+    n = scipy.fft.next_fast_len(n)
+    while n % 2:
+        n = scipy.fft.next_fast_len(n + 1)
+    return n
