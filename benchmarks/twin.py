@@ -78,7 +78,6 @@ def main() -> None:
             count = n if fidelity == "dataset" else max(2, n // 32)
             if device is not None and device.type == "cuda":
                 count *= 64
-                twin.planes_per_batch = 256 if fidelity == "dataset" else 8
             for kind in ("binary", "grey"):
                 batch = canvases(kind, count)
                 if device is not None:

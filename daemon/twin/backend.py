@@ -28,6 +28,7 @@ class Backend:
         self.xp = array_api_compat.array_namespace(example)
         self.device = array_api_compat.device(example)
         self.is_numpy = array_api_compat.is_numpy_array(example)
+        self.kind = "cpu" if self.is_numpy or str(self.device) == "cpu" else "gpu"
         self._cache: dict[Any, Any] = {}
 
     def constant(self, array: np.ndarray) -> Any:

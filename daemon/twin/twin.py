@@ -22,7 +22,8 @@ from specklenet.daemon.twin.config import TwinConfig
 from specklenet.daemon.twin.diffuser import Operators, build_operators
 from specklenet.daemon.twin.pwm import Planes, amplitude_planes, bit_planes, incoherent_planes
 
-CANVASES_PER_CHUNK = 64
+# Work sizes: a CPU wants batches that stay in cache; a GPU wants thousands of planes in flight.
+PLANES_PER_BATCH = {("cpu", "dataset"): 16, ("cpu", "full"): 2, ("gpu", "dataset"): 512, ("gpu", "full"): 8}
 
 
 class Twin:
@@ -43,7 +44,7 @@ class Twin:
         self.seed = int(seed)
         self._ops: Operators = build_operators(self.config, self.seed)
         self._backends: dict[tuple[str, str], Backend] = {}
-        self.planes_per_batch = 16 if self.config.fidelity == "dataset" else 2
+        self.planes_per_batch: int | None = None  # None: by device and fidelity (PLANES_PER_BATCH)
         reference = np.zeros((1, *self.canvas_shape), np.uint8)
         c, h = self.config.canvas_px // 2, self.config.canvas_px // 4
         reference[0, c - h : c + h, c - h : c + h] = 255
@@ -129,10 +130,12 @@ class Twin:
         plan = self._ops.plan
         size = plan.camera_samples if native else self.config.frame_px
         out = xp.zeros((canvases.shape[0], size, size), dtype=xp.float32, device=backend.device)
-        for start in range(0, canvases.shape[0], CANVASES_PER_CHUNK):
-            planes = self._planes(xp, canvases[start : start + CANVASES_PER_CHUNK])
-            for first in range(0, planes.weight.shape[0], self.planes_per_batch):
-                part = slice(first, first + self.planes_per_batch)
+        per_batch = self.planes_per_batch or PLANES_PER_BATCH[backend.kind, self.config.fidelity]
+        per_chunk = max(1, 4 * per_batch)  # canvases decomposed at a time (≤ 8 planes each)
+        for start in range(0, canvases.shape[0], per_chunk):
+            planes = self._planes(xp, canvases[start : start + per_chunk])
+            for first in range(0, planes.weight.shape[0], per_batch):
+                part = slice(first, first + per_batch)
                 intensity = self._propagate(backend, planes.coefficients[part], native=native)
                 weighted = intensity * planes.weight[part][:, None, None]
                 backend.add_segments(out, planes.canvas[part] + start, weighted)
