@@ -100,7 +100,9 @@ class PairsWriter:
             frame_shape: (rows, columns) of every frame.
             flush_interval_s: 0 commits every frame as it is written; otherwise frames are committed
                 in batches, at the first ``write`` at least this many seconds (by ``clock``) after the
-                last commit, and on ``flush``/``close``. At most 1 s, so a crash loses < 1 s of work.
+                last commit, and on ``flush``/``close``. At most 1 s, so a crash loses < 1 s of work;
+                commits happen only inside these calls, so a caller that pauses with frames pending
+                (a stalled camera) should call ``flush``.
             clock: monotonic seconds; injectable for tests.
         """
         path = Path(path)
