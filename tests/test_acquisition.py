@@ -1,0 +1,178 @@
+"""The acquisition job: every target recorded once, matched to its own frame, whatever goes wrong."""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import zlib
+from pathlib import Path
+
+os.environ.setdefault("PYLON_CAMEMU", "1")  # before pylon's transport layer starts
+
+import numpy as np
+import pytest
+from alp_emulator import AlpEmulator, build
+
+from specklenet.daemon.acquisition import Acquisition, AcquisitionIncompleteError, Progress
+from specklenet.daemon.config import build as build_settings
+from specklenet.daemon.devices import make_bench
+from specklenet.daemon.devices.alp_dmd import AlpDmd
+from specklenet.daemon.devices.basler_camera import BaslerCamera
+from specklenet.daemon.records import PairsWriter, Targets, read_pairs
+from specklenet.daemon.settings import DaemonSettings
+from specklenet.daemon.twin import Twin
+
+
+@pytest.fixture(scope="module")
+def twin() -> Twin:
+    return Twin(seed=0)
+
+
+def targets(count: int) -> Targets:
+    rng = np.random.default_rng(count)
+    canvases = np.zeros((count, 128, 128), np.uint8)
+    for canvas, (row, column) in zip(canvases, rng.integers(16, 96, (count, 2)), strict=True):
+        canvas[row : row + 20, column : column + 20] = 255
+    return Targets.from_canvases(canvases)
+
+
+def settings(**tables: dict) -> DaemonSettings:
+    tables.setdefault("acquisition", {})
+    tables["acquisition"] = {"frame_timeout_s": 0.05, "sequence_pictures": 6, **tables["acquisition"]}
+    return build_settings(DaemonSettings, tables).simulated()
+
+
+def acquire(path: Path, chosen: Targets, config: DaemonSettings, twin: Twin, **job) -> Progress:
+    writer = (
+        PairsWriter.resume(path)
+        if path.exists()
+        else PairsWriter.create(path, chosen, source="twin", acquisition={})
+    )
+    with writer:
+        dmd, camera = make_bench(config, twin=twin)
+        with dmd, camera:
+            return Acquisition(writer, dmd, camera, config, **job).run()
+
+
+def assert_matched(path: Path, chosen: Targets, twin: Twin) -> None:
+    """Every target has exactly the frame the twin renders for it: recorded, and matched to it."""
+    with read_pairs(path) as pairs:
+        assert pairs.complete.all()
+        frames = pairs.load_frames()
+        np.testing.assert_array_equal(pairs.frame_id, np.arange(len(chosen)))
+    np.testing.assert_array_equal(frames, twin.expose(chosen.canvases, np.arange(len(chosen))))
+
+
+def test_records_every_target_with_its_own_frame(tmp_path: Path, twin: Twin) -> None:
+    chosen, seen = targets(14), []
+    result = acquire(tmp_path / "pairs.h5", chosen, settings(), twin, progress=lambda p: seen.append(p.done))
+    assert_matched(tmp_path / "pairs.h5", chosen, twin)
+    assert (result.done, result.recorded, result.lost, result.rerecorded, result.passes) == (14, 14, 0, 0, 1)
+    assert seen == [6, 12, 14]  # after each sequence
+
+
+def test_injected_faults_are_all_detected_and_rerecorded(tmp_path: Path, twin: Twin) -> None:
+    faults = {
+        "drop_every": 7,  # lost in transport
+        "fail_every": 11,  # failed buffers
+        "ignore_every": 23,  # triggers the camera misses: the sequence's count is off
+        "late_every": 5,  # late triggers: the exposure misses part of the picture
+        "late_us": 300.0,
+        "remove_at": 9,  # the camera is unplugged once
+        "dmd_error_at": 2,  # the DMD fails once
+    }
+    chosen = targets(20)
+    result = acquire(tmp_path / "pairs.h5", chosen, settings(sim={"faults": faults}), twin)
+    assert_matched(tmp_path / "pairs.h5", chosen, twin)
+    assert set(result.reasons) == {"transport", "failed", "count", "timestamp"}
+    assert result.device_errors == 2 and result.rerecorded > 0 and result.passes > 1
+    assert result.recorded == 20 and result.done == 20
+
+
+def test_a_stop_request_leaves_a_file_that_resumes_to_completion(tmp_path: Path, twin: Twin) -> None:
+    chosen, stop = targets(15), threading.Event()
+    first = acquire(tmp_path / "pairs.h5", chosen, settings(), twin, stop=stop, progress=lambda _: stop.set())
+    assert first.interrupted and first.done == 6
+    with read_pairs(tmp_path / "pairs.h5") as pairs:
+        assert pairs.complete.sum() == 6
+    second = acquire(tmp_path / "pairs.h5", chosen, settings(), twin)
+    assert second.recorded == 9 and not second.interrupted
+    assert_matched(tmp_path / "pairs.h5", chosen, twin)
+
+
+def test_giving_up_keeps_every_recorded_frame(tmp_path: Path, twin: Twin) -> None:
+    chosen = targets(8)
+    lossy = settings(sim={"faults": {"drop_every": 2}}, acquisition={"max_passes": 1, "sequence_pictures": 1})
+    with pytest.raises(AcquisitionIncompleteError, match=r"4 of 8 targets still missing after 1 passes"):
+        acquire(tmp_path / "pairs.h5", chosen, lossy, twin)
+    with read_pairs(tmp_path / "pairs.h5") as pairs:
+        recorded = pairs.complete_indices()
+        np.testing.assert_array_equal(recorded, [0, 2, 4, 6])
+        np.testing.assert_array_equal(
+            pairs.load_frames(recorded), twin.expose(chosen.canvases[recorded], recorded)
+        )
+    broken = settings(sim={"faults": {"dmd_error_at": 1}}, acquisition={"device_retries": 0})
+    with pytest.raises(AcquisitionIncompleteError, match="giving up after 1 device errors"):
+        acquire(tmp_path / "pairs.h5", chosen, broken, twin)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    rows = b"".join(b"\x00" + row.tobytes() for row in np.ascontiguousarray(image, np.uint8))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", image.shape[1], image.shape[0], 8, 0, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 1)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+
+
+def test_the_real_adapters_record_together(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ALP4lib on the emulated DMD; pylon's emulated camera, triggered by the DMD's synch output."""
+    emulator = AlpEmulator(build(tmp_path_factory.mktemp("alp")))
+    images = tmp_path / "images"
+    images.mkdir()
+    gradient = np.add.outer(np.arange(1024), np.arange(1024)) // 8
+    for number in range(3):  # the emulator cycles through these from each stream's start
+        write_png(images / f"{number}.png", (gradient + 40 * number) % 256)
+    config = build_settings(
+        DaemonSettings,
+        {
+            "dmd": {"picture_time_us": 40_000, "illuminate_time_us": 30_000, "synch_delay_us": 100},
+            "camera": {"exposure_us": 35_000, "trigger_source": "Software", "pixel_format": "Mono8"},
+            "acquisition": {"sequence_pictures": 3, "frame_timeout_s": 0.5},
+        },
+    )
+    dmd = AlpDmd(library_dir=emulator.folder, timing=config.dmd.timing)
+    camera = BaslerCamera(
+        geometry=config.camera.geometry,
+        pixel_format="Mono8",
+        trigger_source="Software",
+        emulator_images=images,
+    )
+    errors: list[BaseException] = []
+
+    def synch(sequence: int, picture: int, checksum: int, time_ns: int) -> None:
+        try:
+            camera.trigger_software()
+        except BaseException as error:  # reported by the test, not lost on the emulator's thread
+            errors.append(error)
+
+    emulator.reset()
+    emulator.set_sync_callback(synch)
+    chosen = targets(7)
+    writer = PairsWriter.create(tmp_path / "pairs.h5", chosen, source="hardware", acquisition={})
+    try:
+        with writer, dmd, camera:
+            result = Acquisition(writer, dmd, camera, config).run()
+        shown = [picture.picture for picture in emulator.shown()]
+    finally:
+        emulator.reset()
+    assert not errors and result.done == 7 and result.lost == 0
+    assert shown == [0, 1, 2, 0, 1, 2, 0, 1, 2]  # 3 + 3 + 1 target padded to the sequence length
+    with read_pairs(tmp_path / "pairs.h5") as pairs:
+        frames = pairs.load_frames()
+    for index, frame in enumerate(frames):  # position p of each sequence saw image p
+        image = ((gradient + 40 * (index % 3)) % 256).astype(np.float64)
+        np.testing.assert_allclose(frame, image.reshape(256, 4, 256, 4).mean(axis=(1, 3)), rtol=1e-6)
