@@ -97,6 +97,22 @@ def test_simulate_records_every_frame_as_the_twin_renders_it(tmp_path: Path, twi
     np.testing.assert_array_equal(frames, twin.expose(targets.canvases, frame_ids=np.arange(5)))
 
 
+def test_the_torch_path_used_on_gpus_returns_numpy_frames_of_the_same_statistics(twin: Twin) -> None:
+    torch = pytest.importorskip("torch")
+    from specklenet.training.simulate import _torch_renderer
+
+    canvases = np.zeros((2, 128, 128), np.uint8)
+    canvases[:, 40:80, 40:80] = 255
+    frames = _torch_renderer(twin, torch.device("cpu"))(canvases, np.array([5, 6]))
+    reference = twin.expose(canvases, frame_ids=np.array([5, 6]))
+    assert isinstance(frames, np.ndarray)
+    assert frames.dtype == np.float32
+    assert frames.shape == (2, 256, 256)
+    # the torch backend draws its own camera noise: compare the speckle, not the noise
+    np.testing.assert_allclose(frames.mean(axis=(1, 2)), reference.mean(axis=(1, 2)), rtol=0.02)
+    assert np.corrcoef(frames[0].ravel(), reference[0].ravel())[0, 1] > 0.9
+
+
 class FailingTwin:
     """Delegates to a twin but raises KeyboardInterrupt (a user's Ctrl-C) at the given call."""
 

@@ -135,9 +135,15 @@ def _renderer(twin: Twin, device: Device):
     if not torch.cuda.is_available():
         raise ConfigError("simulate: device 'cuda' asked for, but torch sees no CUDA GPU")
     gpu = torch.device("cuda")
+    return _torch_renderer(twin, gpu), torch.cuda.get_device_name(gpu)
+
+
+def _torch_renderer(twin: Twin, device: Any):
+    """Render through torch tensors on ``device`` (a ``torch.device``), returning numpy frames."""
+    import torch
 
     def render(canvases: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        frames = twin.expose(torch.from_numpy(np.ascontiguousarray(canvases)).to(gpu), frame_ids=ids)
+        frames = twin.expose(torch.from_numpy(np.ascontiguousarray(canvases)).to(device), frame_ids=ids)
         return frames.cpu().numpy()
 
-    return render, torch.cuda.get_device_name(gpu)
+    return render
