@@ -152,9 +152,14 @@ class Acquisition:
     # --- one pass ----------------------------------------------------------------------------------
 
     def _pass(self, missing: np.ndarray) -> bool:
-        """One pass over ``missing``; False if a device failure cut it short (the pass is repeated)."""
+        """One pass over ``missing``; False if a device failure cut it short (the pass is repeated).
+
+        Pipelined so that the camera never waits: while sequence i plays, the frames of sequence i-1
+        are matched and written and sequence i+1 is uploaded.
+        """
         plan = self._plan(missing)
         uploaded: list[Sequence] = []
+        collected: tuple[_Shown, dict[int, CameraFrame], int, dict[int, int]] | None = None
         try:
             uploaded.append(self._upload(plan[0]))
             for number, shown in enumerate(plan):
@@ -162,11 +167,14 @@ class Acquisition:
                 self.camera.start()
                 self.dmd.start(sequence)
                 self._shown[shown.targets] += 1
-                if number + 1 < len(plan):  # upload the next sequence while this one plays
+                if collected is not None:
+                    collected, previous = None, collected
+                    self._record(*previous)
+                if number + 1 < len(plan):
                     uploaded.append(self._upload(plan[number + 1]))
-                frames, extra = self._collect(len(shown.indices))
+                frames, extra, received = self._collect(len(shown.indices))
                 self._finish(sequence)
-                self._record(shown, frames, extra)
+                collected = (shown, frames, extra, received)
             return True
         except DeviceError as error:
             self._device_failed(error)
@@ -174,6 +182,8 @@ class Acquisition:
         finally:
             self.camera.stop()
             self._release(uploaded)
+            if collected is not None:  # frames already verified by count: record them, whatever happened
+                self._record(*collected)
 
     def _plan(self, missing: np.ndarray) -> list[_Shown]:
         """Sequences of missing targets; short ones padded to MIN_PICTURES with recorded targets (or
@@ -192,11 +202,12 @@ class Acquisition:
     def _upload(self, shown: _Shown) -> Sequence:
         return self.dmd.upload(self.writer.targets.canvases[shown.indices], picture_ids=shown.indices)
 
-    def _collect(self, pictures: int) -> tuple[dict[int, CameraFrame], int]:
+    def _collect(self, pictures: int) -> tuple[dict[int, CameraFrame], int, dict[int, int]]:
         """Frames of the running sequence by block id, until the last one arrives or the DMD has been
-        done for ``frame_timeout_s``; also the count of frames beyond the sequence."""
+        done for ``frame_timeout_s``; also the count of frames beyond the sequence, and when each
+        frame arrived (host clock, stored in the file)."""
         frames: dict[int, CameraFrame] = {}
-        self._received_ns: dict[int, int] = {}  # host clock, stored in the file
+        received: dict[int, int] = {}
         extra, idle_since = 0, None
         while True:
             if self.stop.is_set():
@@ -206,18 +217,18 @@ class Acquisition:
                 received_ns = time.time_ns()
                 if frame.block_id < pictures:
                     frames[frame.block_id] = frame
-                    self._received_ns[frame.block_id] = received_ns
+                    received[frame.block_id] = received_ns
                 else:
                     extra += 1
                 if len(frames) == pictures:
-                    return frames, extra
+                    return frames, extra, received
                 idle_since = None
             elif self.dmd.progress().active:
                 idle_since = None
             elif idle_since is None:
                 idle_since = self._clock()
             elif self._clock() - idle_since > self.settings.acquisition.frame_timeout_s:
-                return frames, extra
+                return frames, extra, received
 
     def _finish(self, sequence: Sequence) -> None:
         timing = self.dmd.timing
@@ -227,7 +238,9 @@ class Acquisition:
         self.camera.stop()
         self.dmd.free(sequence)
 
-    def _record(self, shown: _Shown, frames: dict[int, CameraFrame], extra: int) -> None:
+    def _record(
+        self, shown: _Shown, frames: dict[int, CameraFrame], extra: int, received: dict[int, int]
+    ) -> None:
         verdict: Verdict = match_sequence(
             frames,
             len(shown.indices),
@@ -240,11 +253,10 @@ class Acquisition:
             if position >= shown.written:
                 continue  # padding: shown for the timestamp check only
             index = int(shown.indices[position])
-            received_ns = self._received_ns[position]
-            self.writer.write(index, frame.counts, frame_id=frame.frame_id, timestamp_ns=received_ns)
+            self.writer.write(index, frame.counts, frame_id=frame.frame_id, timestamp_ns=received[position])
             self.progress.rerecorded += int(self._shown[index] > 1)
             written += 1
-        self.writer.flush()  # a sequence's frames are committed before the next one starts
+        self.writer.flush()  # a sequence's frames are committed as soon as they are written
         reasons = verdict.reasons(range(shown.written))
         state = self.progress
         state.recorded += written

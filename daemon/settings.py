@@ -112,7 +112,9 @@ class AcquisitionSettings:
 
     Attributes:
         sequence_pictures: targets per DMD sequence (two sequences are on the DMD at a time); each
-            sequence is checked as a whole, so a doubtful one costs at most this many retakes.
+            sequence is checked as a whole, so a doubtful one costs at most this many retakes, and
+            its frames are written while the next one plays, so within about one sequence's time
+            (128 pictures: 0.85 s at 150 frames/s) of their exposure.
         frame_timeout_s: how long to wait for late frames after the DMD finished a sequence.
         timestamp_tolerance_us: largest deviation of a frame's timestamp from its picture's schedule;
             0 = the timing slack (the exposure still contains the illumination).
@@ -122,7 +124,7 @@ class AcquisitionSettings:
         log_interval_s: period of the progress log lines.
     """
 
-    sequence_pictures: int = 256
+    sequence_pictures: int = 128
     frame_timeout_s: float = 1.0
     timestamp_tolerance_us: float = 0.0
     max_passes: int = 10
