@@ -23,7 +23,7 @@ from specklenet.daemon.devices.alp_dmd import AlpDmd
 from specklenet.daemon.errors import DeviceError, DeviceRemovedError
 
 TIMING = DmdTiming(picture_time_us=4_000, illuminate_time_us=3_500, synch_delay_us=100)
-SLOW = DmdTiming(picture_time_us=20_000, illuminate_time_us=19_000, synch_delay_us=100)
+SLOW = DmdTiming(picture_time_us=50_000, illuminate_time_us=49_000, synch_delay_us=100)
 _built: dict[str, Path] = {}
 
 

@@ -30,7 +30,7 @@ from specklenet.daemon.devices.base import Dmd, mirror_pictures
 from specklenet.daemon.errors import DeviceError
 
 FAST = DmdTiming(picture_time_us=4_000, illuminate_time_us=3_500, synch_delay_us=100)
-SLOW = DmdTiming(picture_time_us=20_000, illuminate_time_us=19_000, synch_delay_us=100)
+SLOW = DmdTiming(picture_time_us=50_000, illuminate_time_us=49_000, synch_delay_us=100)  # 20 pictures: 1 s
 
 
 @dataclass(frozen=True)
@@ -132,24 +132,24 @@ def test_each_target_pixel_is_a_centred_block_of_mirrors() -> None:
 def test_progress_and_wait_follow_the_sequence(harness) -> None:
     with harness.make(SLOW, realtime=True) as dmd:
         assert dmd.progress() == DmdProgress(0, 0, False)
-        sequence = dmd.upload(canvases(5))
+        sequence = dmd.upload(canvases(20))
         dmd.start(sequence)
         running = dmd.progress()
-        assert running.total == 5 and running.active and running.shown < 5
+        assert running.total == 20 and running.active and running.shown < 20
         assert not dmd.wait(0.01)
-        assert dmd.wait(5.0)
-        assert dmd.progress() == DmdProgress(5, 5, False)
+        assert dmd.wait(10.0)
+        assert dmd.progress() == DmdProgress(20, 20, False)
 
 
 def test_halt_stops_a_running_sequence_at_once(harness) -> None:
     with harness.make(SLOW, realtime=True) as dmd:
-        sequence = dmd.upload(canvases(50))
+        sequence = dmd.upload(canvases(20))
         dmd.start(sequence)
         started = time.monotonic()
         dmd.halt()
         assert time.monotonic() - started < 0.5
         assert not dmd.progress().active and dmd.wait(0.0)
-        assert len(harness.displayed(dmd)) < 50
+        assert len(harness.displayed(dmd)) < 20
         dmd.free(sequence)  # idle again: freeing is allowed
 
 
