@@ -74,10 +74,10 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
     twin = _twin(settings, targets) if settings.dmd.backend == "sim" else None
     # As it reads back from the file (JSON: tuples become lists), so that --resume can compare.
     acquisition = json.loads(json.dumps({**(twin.describe() if twin else {}), "daemon": settings.describe()}))
-    writer = _open_pairs(args, targets, settings, acquisition)
-    with writer:
-        dmd, camera = make_bench(settings, twin=twin)
-        with dmd, camera, _ProgressBar(len(targets), disable=args.no_progress) as bar:
+    dmd, camera = make_bench(settings, twin=twin)
+    with dmd, camera:  # devices first: a bench that fails to open leaves no file behind
+        writer = _open_pairs(args, targets, settings, acquisition)
+        with writer, _ProgressBar(len(targets), disable=args.no_progress) as bar:
             job = Acquisition(writer, dmd, camera, settings, progress=bar.update, stop=stop)
             result = job.run()
     _summary(args.output, result)

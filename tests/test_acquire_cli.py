@@ -102,6 +102,10 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "bad.toml: camera.exposure_ms: unknown key" in capsys.readouterr().err
     assert main(["acquire", str(tmp_path / "none.h5"), "-o", str(tmp_path / "pairs.h5"), "--sim"]) == 2
     assert "none.h5: no such file" in capsys.readouterr().err
+    (tmp_path / "software.toml").write_text("[camera]\ntrigger_source = 'Software'\n")
+    assert main([*arguments, "--config", str(tmp_path / "software.toml")]) == 2
+    assert "nothing triggers the camera" in capsys.readouterr().err
+    assert not (tmp_path / "pairs.h5").exists()
     assert main(arguments) == 0
     assert main(arguments) == 2
     assert "already exists; resume it" in capsys.readouterr().err

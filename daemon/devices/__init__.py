@@ -60,6 +60,11 @@ def make_bench(settings: DaemonSettings, *, twin: Renderer | None = None) -> tup
     dmd_settings, camera_settings = settings.dmd, settings.camera
     if (dmd_settings.backend == "sim") != (camera_settings.backend == "sim"):
         raise ConfigError("dmd.backend and camera.backend: simulate both devices or neither (--sim)")
+    if camera_settings.trigger_source == "Software":
+        raise ConfigError(
+            "camera.trigger_source = 'Software': nothing triggers the camera in an acquisition (the DMD's "
+            "synch output drives Line1, Line3 or Line4); Software is for tests of the camera alone"
+        )
     if dmd_settings.backend == "sim":
         if twin is None:
             raise ConfigError("the simulated bench needs the optical twin")
@@ -92,14 +97,13 @@ def _simulated(settings: DaemonSettings, twin: Renderer) -> tuple[SimulatedDmd, 
     dmd = SimulatedDmd(
         block_mirrors=settings.dmd.block_mirrors, timing=settings.dmd.timing, clock=clock, faults=sim.faults
     )
-    trigger = "Software" if settings.camera.trigger_source == "Software" else "Line1"
     camera = SimulatedCamera(
         twin,
         dmd=dmd,
         clock=clock,
         exposure_us=settings.camera.exposure_us,
         trigger_delay_us=settings.camera.trigger_delay_us,
-        trigger_source=trigger,
+        trigger_source="Line1",  # whichever input: the simulated wire from the DMD's synch output
         buffers=settings.camera.buffers,
         max_frame_rate_hz=sim.max_frame_rate_hz,
         faults=sim.faults,
