@@ -137,6 +137,14 @@ def test_a_missing_library_names_the_folder(tmp_path: Path) -> None:
         AlpDmd(library_dir=tmp_path).open()
 
 
+def test_a_failed_open_releases_the_device(emulator: AlpEmulator) -> None:
+    emulator.inject_error("AlpProjControl", 1005)
+    with pytest.raises(DeviceError, match="AlpProjControl returned 1005"):
+        AlpDmd(library_dir=emulator.folder).open()
+    with AlpDmd(library_dir=emulator.folder) as dmd:  # not left allocated (ALP_NOT_READY)
+        assert dmd.capacity_pictures == 43_690 // 8
+
+
 def test_no_dmd_connected_is_a_removal(emulator: AlpEmulator) -> None:
     emulator.inject_error("AlpDevAlloc", 1001)
     with pytest.raises(DeviceRemovedError, match=r"AlpDevAlloc returned 1001"):

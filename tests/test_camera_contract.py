@@ -225,6 +225,15 @@ def test_removal_is_detected_and_reconnection_restores_the_configuration(harness
     assert camera.stats.reconnects == 1
 
 
+def test_a_failed_configuration_closes_the_camera_again(tmp_path: Path) -> None:
+    camera = BaslerCamera(geometry=CameraGeometry(roi_px=256, binning=4), exposure_us=-5.0)
+    with pytest.raises(DeviceError, match=r"setting ExposureTime = -5\.0 failed: .*greater than or equal 1"):
+        camera.open()
+    assert camera._camera is None  # closed and destroyed (the emulator would not refuse a second open)
+    with BaslerCamera(geometry=CameraGeometry(roi_px=256, binning=4)) as again:
+        assert again.serial_number == camera.serial_number
+
+
 def test_misuse_is_a_clear_error(harness) -> None:
     camera = harness.camera
     with pytest.raises(DeviceError, match="start"):

@@ -140,12 +140,18 @@ class AlpDmd(Dmd):
                 f"(install ViALUX's Linux ALP package or set dmd.library_dir): {error}"
             ) from error
         self._lib = alp._ALPLib = _RecordingLibrary(alp._ALPLib)
-        self._alp = alp
         self._call("Initialize", alp.Initialize, self.device_number or None)
-        self.mirrors = (int(alp.nSizeY), int(alp.nSizeX))
-        self._call("DevControl(SYNCH_POLARITY)", alp.DevControl, ALP4.ALP_SYNCH_POLARITY, ALP4.ALP_LEVEL_HIGH)
-        self._call("ProjControl(PROJ_MODE)", alp.ProjControl, ALP4.ALP_PROJ_MODE, ALP4.ALP_MASTER)
-        serial = self._dev_inquire(ALP4.ALP_DEVICE_NUMBER)
+        self._alp = alp
+        try:
+            self.mirrors = (int(alp.nSizeY), int(alp.nSizeX))
+            self._call(
+                "DevControl(SYNCH_POLARITY)", alp.DevControl, ALP4.ALP_SYNCH_POLARITY, ALP4.ALP_LEVEL_HIGH
+            )
+            self._call("ProjControl(PROJ_MODE)", alp.ProjControl, ALP4.ALP_PROJ_MODE, ALP4.ALP_MASTER)
+            serial = self._dev_inquire(ALP4.ALP_DEVICE_NUMBER)
+        except BaseException:
+            self._do_close()  # allocated but not usable: free it, or the next open finds it taken
+            raise
         rows, columns = self.mirrors
         _logger.info("%s: opened serial %d, %d×%d mirrors", self.name, serial, columns, rows)
 

@@ -135,7 +135,11 @@ class BaslerCamera(Camera):
 
         self._camera, self._handler = self._guard("Open", create)
         self.serial_number = self._camera.GetDeviceInfo().GetSerialNumber()
-        self._configure()
+        try:
+            self._configure()
+        except BaseException:
+            self._release_device()  # opened but not configured: close it again
+            raise
         model = self._camera.GetDeviceInfo().GetModelName()
         _logger.info("%s: opened %s, serial %s", self.name, model, self.serial_number)
 
