@@ -12,6 +12,7 @@ os.environ.setdefault("PYLON_CAMEMU", "1")  # before pylon's transport layer sta
 
 import numpy as np
 import pytest
+import structlog
 from alp_emulator import AlpEmulator, build
 
 from specklenet.daemon.acquisition import Acquisition, AcquisitionIncompleteError, Progress
@@ -70,6 +71,19 @@ def test_records_every_target_with_its_own_frame(tmp_path: Path, twin: Twin) -> 
     assert_matched(tmp_path / "pairs.h5", chosen, twin)
     assert (result.done, result.recorded, result.lost, result.rerecorded, result.passes) == (14, 14, 0, 0, 1)
     assert seen == [6, 12, 14]  # after each sequence
+
+
+def test_progress_is_logged_with_rate_losses_and_time_left(tmp_path: Path, twin: Twin) -> None:
+    config = settings(acquisition={"log_interval_s": 1e-6}, sim={"faults": {"drop_every": 4}})
+    with structlog.testing.capture_logs() as logs:
+        acquire(tmp_path / "pairs.h5", targets(12), config, twin)
+    progress = [entry for entry in logs if entry["event"] == "acquisition_progress"]
+    assert progress and {"done", "total", "rate_hz", "lost", "rerecorded", "eta_s"} <= set(progress[0])
+    assert [entry["done"] for entry in progress] == sorted(entry["done"] for entry in progress)
+    assert progress[-1]["lost"] >= 3 and progress[-1]["rerecorded"] >= 3
+    final = [entry for entry in logs if entry["event"] == "acquisition_done"]
+    assert len(final) == 1 and final[0]["done"] == final[0]["total"] == 12 and final[0]["eta_s"] == 0
+    assert any(entry["event"] == "frames_rejected" and entry["reasons"] for entry in logs)
 
 
 def test_injected_faults_are_all_detected_and_rerecorded(tmp_path: Path, twin: Twin) -> None:
