@@ -14,7 +14,11 @@ import sys
 from specklenet.daemon.errors import SpecklenetError
 
 # Subcommand modules, in the order --help lists them.
-COMMAND_MODULES = ("specklenet.training.demo", "specklenet.training.data_cli")
+COMMAND_MODULES = (
+    "specklenet.training.demo",
+    "specklenet.training.data_cli",
+    "specklenet.training.model_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
