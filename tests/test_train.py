@@ -184,3 +184,19 @@ def test_checksum_covers_targets_and_frames_in_order() -> None:
     swapped = frames.copy()
     swapped[0] = 2.0
     assert checksum(canvases, swapped) != checksum(canvases, swapped[::-1].copy())
+
+
+def test_cpu_threads_apply_during_training_only(pairs: PairTensors, tmp_path: Path, monkeypatch) -> None:
+    seen = []
+    original = train._Run._train_epoch
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(train._Run, "_train_epoch", spy)
+    before = torch.get_num_threads()
+    profile = dataclasses.replace(CI, max_epochs=1, cpu_threads=before + 1)
+    fit(_subset(pairs, 24), profile, tmp_path, progress=False)
+    assert seen == [before + 1]
+    assert torch.get_num_threads() == before

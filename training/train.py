@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,10 +134,9 @@ def fit(
     left alone (``stopped == "already-finished"``). A run of other data or another profile raises
     :class:`ConfigError` unless ``restart`` discards it.
     """
-    run = _Run(
-        pairs, profile, Path(run_dir), pick_device(device) if not isinstance(device, torch.device) else device
-    )
-    return run.fit(progress=progress, restart=restart)
+    device = device if isinstance(device, torch.device) else pick_device(device)
+    with _cpu_threads(profile.cpu_threads if device.type == "cpu" else None):
+        return _Run(pairs, profile, Path(run_dir), device).fit(progress=progress, restart=restart)
 
 
 class _Run:
@@ -475,6 +475,20 @@ def package_version() -> str:
 
 def _generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.uint32(seed * 1_000_003 + epoch + 1)))
+
+
+@contextlib.contextmanager
+def _cpu_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` for the block (None: left alone), then restored."""
+    if count is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _synchronize(device: torch.device) -> None:
