@@ -222,6 +222,7 @@ class _Run:
         ]
         n_batches = len(order) // self.batch_size  # drop the ragged tail: batch norm needs full batches
         total = torch.zeros((), device=self.device)
+        last_dice = f"{self.history[-1]['val_dice']:.4f}" if self.history else "-"  # previous epoch's
         bar = tqdm(
             total=n_batches * self.batch_size,
             desc=f"epoch {epoch}/{self.profile.max_epochs}",
@@ -240,7 +241,7 @@ class _Run:
                 if progress and (
                     batch % 10 == 9 or batch == n_batches - 1
                 ):  # .item() syncs a GPU: not every step
-                    bar.set_postfix(loss=f"{total.item() / (batch + 1):.4f}")
+                    bar.set_postfix(loss=f"{total.item() / (batch + 1):.4f}", val_dice=last_dice)
         _synchronize(self.device)
         seconds = time.perf_counter() - start
         return total.item() / max(n_batches, 1), n_batches * self.batch_size / seconds, seconds
