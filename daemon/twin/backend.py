@@ -18,13 +18,14 @@ import array_api_compat
 import numpy as np
 import scipy.fft
 
-_FFT_WORKERS = max(1, len(os.sched_getaffinity(0)))
+CPU_CORES = max(1, len(os.sched_getaffinity(0)))
 
 
 class Backend:
     """Array namespace, device and helpers for arrays like ``example``."""
 
-    def __init__(self, example: Any) -> None:
+    def __init__(self, example: Any, *, fft_workers: int = CPU_CORES) -> None:
+        self.fft_workers = fft_workers
         self.xp = array_api_compat.array_namespace(example)
         self.device = array_api_compat.device(example)
         self.is_numpy = array_api_compat.is_numpy_array(example)
@@ -49,12 +50,12 @@ class Backend:
     def fft2(self, field: Any, *, overwrite: bool = False) -> Any:
         """2-D FFT over the last two axes; ``overwrite`` lets numpy reuse ``field``'s memory."""
         if self.is_numpy:
-            return scipy.fft.fft2(field, axes=(-2, -1), overwrite_x=overwrite, workers=_FFT_WORKERS)
+            return scipy.fft.fft2(field, axes=(-2, -1), overwrite_x=overwrite, workers=self.fft_workers)
         return self.xp.fft.fft2(field)  # torch's default: the last two axes
 
     def ifft2(self, field: Any, *, overwrite: bool = False) -> Any:
         if self.is_numpy:
-            return scipy.fft.ifft2(field, axes=(-2, -1), overwrite_x=overwrite, workers=_FFT_WORKERS)
+            return scipy.fft.ifft2(field, axes=(-2, -1), overwrite_x=overwrite, workers=self.fft_workers)
         return self.xp.fft.ifft2(field)
 
     def fft2_padded(self, field: Any, size: int) -> Any:
@@ -65,8 +66,8 @@ class Backend:
         """
         if not self.is_numpy:
             return self.xp.fft.fft2(field, s=(size, size))
-        rows = scipy.fft.fft(field, n=size, axis=-1, overwrite_x=True, workers=_FFT_WORKERS)
-        return scipy.fft.fft(rows, n=size, axis=-2, overwrite_x=True, workers=_FFT_WORKERS)
+        rows = scipy.fft.fft(field, n=size, axis=-1, overwrite_x=True, workers=self.fft_workers)
+        return scipy.fft.fft(rows, n=size, axis=-2, overwrite_x=True, workers=self.fft_workers)
 
     def lit_span(self, planes: Any) -> tuple[slice, slice]:
         """The smallest row and column ranges holding every non-zero value of ``planes[p, row, col]``."""

@@ -10,6 +10,7 @@ See the sibling modules for each step's physics and the tests for their validati
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from typing import Any
 
@@ -17,11 +18,12 @@ import array_api_compat
 import numpy as np
 
 from specklenet.daemon.twin import camera as camera_chain
-from specklenet.daemon.twin.backend import Backend
+from specklenet.daemon.twin.backend import CPU_CORES, Backend
 from specklenet.daemon.twin.config import TwinConfig
 from specklenet.daemon.twin.diffuser import Operators, build_operators
 from specklenet.daemon.twin.pwm import Planes, amplitude_planes, bit_planes, incoherent_planes
 
+MIN_CANVASES_PER_THREAD = 4
 # Work sizes: a CPU wants batches that stay in cache; a GPU wants thousands of planes in flight.
 PLANES_PER_BATCH = {("cpu", "dataset"): 16, ("cpu", "full"): 2, ("gpu", "dataset"): 512, ("gpu", "full"): 8}
 
@@ -44,6 +46,7 @@ class Twin:
         self.seed = int(seed)
         self._ops: Operators = build_operators(self.config, self.seed)
         self._backends: dict[tuple[str, str], Backend] = {}
+        self._thread_backends: dict[int, Backend] = {}
         self.planes_per_batch: int | None = None  # None: by device and fidelity (PLANES_PER_BATCH)
         reference = np.zeros((1, *self.canvas_shape), np.uint8)
         c, h = self.config.canvas_px // 2, self.config.canvas_px // 4
@@ -127,9 +130,34 @@ class Twin:
         """Σ over planes of weight × intensity, per canvas: at the frame resolution, or at the native
         camera pixels when ``native`` (full fidelity only)."""
         xp = backend.xp
-        plan = self._ops.plan
-        size = plan.camera_samples if native else self.config.frame_px
+        size = self._ops.plan.camera_samples if native else self.config.frame_px
         out = xp.zeros((canvases.shape[0], size, size), dtype=xp.float32, device=backend.device)
+        n = canvases.shape[0]
+        if not backend.is_numpy or CPU_CORES == 1 or n < 2 * MIN_CANVASES_PER_THREAD:
+            self._render_into(backend, canvases, out, native)
+            return out
+        # numpy's element-wise steps use one core: contiguous shares of the canvases rendered in
+        # threads (FFTs and matrix products release the GIL) use them all, ~20 % faster on 2 cores
+        # than one batch with multithreaded FFTs. Each thread has its own backend (scratch arrays).
+        bounds = np.linspace(0, n, CPU_CORES + 1).astype(int)
+        workers = [self._thread_backend(i) for i in range(CPU_CORES)]
+        with ThreadPoolExecutor(CPU_CORES) as pool:
+            jobs = [
+                pool.submit(self._render_into, worker, canvases[lo:hi], out[lo:hi], native)
+                for worker, lo, hi in zip(workers, bounds[:-1], bounds[1:], strict=True)
+            ]
+            for job in jobs:
+                job.result()
+        return out
+
+    def _thread_backend(self, index: int) -> Backend:
+        if index not in self._thread_backends:
+            self._thread_backends[index] = Backend(np.zeros(1), fft_workers=1)
+        return self._thread_backends[index]
+
+    def _render_into(self, backend: Backend, canvases: Any, out: Any, native: bool) -> None:
+        """Add every plane's weighted intensity into its canvas's slot of ``out``."""
+        xp = backend.xp
         per_batch = self.planes_per_batch or PLANES_PER_BATCH[backend.kind, self.config.fidelity]
         per_chunk = max(1, 4 * per_batch)  # canvases decomposed at a time (≤ 8 planes each)
         for start in range(0, canvases.shape[0], per_chunk):
@@ -139,7 +167,6 @@ class Twin:
                 intensity = self._propagate(backend, planes.coefficients[part], native=native)
                 weighted = intensity * planes.weight[part][:, None, None]
                 backend.add_segments(out, planes.canvas[part] + start, weighted)
-        return out
 
     def _planes(self, xp: Any, canvases: Any) -> Planes:
         model = self.config.grey_model
