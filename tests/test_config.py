@@ -52,9 +52,9 @@ def test_out_of_range_is_an_error() -> None:
 
 
 def test_toml_file_errors_name_the_file(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="missing.toml"):
+    with pytest.raises(ConfigError, match=r"missing\.toml"):
         load_toml(tmp_path / "missing.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("[twin\n")
-    with pytest.raises(ConfigError, match="broken.toml"):
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
         load_toml(broken)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from specklenet.daemon.errors import ConfigError
 from specklenet.training.losses import DICE_SMOOTHING, ReconstructionLoss, soft_dice
 

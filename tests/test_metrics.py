@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from specklenet.training.metrics import all_metrics, cosine_similarity, pcc, ssim
 
 C1 = (0.01 * 1.0) ** 2  # SSIM's luminance constant for data range 1

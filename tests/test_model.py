@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from specklenet.daemon.errors import ConfigError
 from specklenet.training.model import ConvBlock, UNet, UNetConfig, build_model, count_parameters
 

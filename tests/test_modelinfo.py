@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from specklenet.daemon.errors import ConfigError
 from specklenet.daemon.modelinfo import ModelInfo
 from specklenet.daemon.normalisation import Normalisation

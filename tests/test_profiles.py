@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from specklenet.daemon.errors import ConfigError
 from specklenet.training.profiles import PROFILES, Profile, load_profile
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
 from specklenet.daemon.errors import ConfigError
 
 DICE_SMOOTHING = 1.0

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from specklenet.daemon.errors import ConfigError
 from torch import nn
+
+from specklenet.daemon.errors import ConfigError
 
 
 @dataclass(frozen=True)
