@@ -76,10 +76,10 @@ class TwinConfig:
 
     Attributes:
         fidelity: ``"full"`` samples the camera at its native 3.45 µm pitch and bins 4×4 (the
-            reference); ``"dataset"`` samples the camera field at twice that pitch over the region of
-            interest and bins 2×2, with the camera plane periodic over the region of interest. Its
-            statistics after binning match the full model (tests check it) at a small fraction of
-            the cost.
+            reference); ``"dataset"`` samples the camera field on two interleaved grids of twice that
+            pitch, periodic over the region of interest (see :mod:`.plan`). Its statistics after
+            binning match the full model's (tests check it) at 1/25 to 1/50 of the cost
+            (``benchmarks/twin.py``).
         diffuser: ``"multislice"`` (phase screens with free-space gaps: finite memory effect, the
             default), ``"thin"`` (one screen: infinite memory effect) or ``"matrix"`` (a structured
             random transmission matrix: no memory effect).
@@ -87,7 +87,8 @@ class TwinConfig:
             the camera records); ``"amplitude"`` (coherent grey field) and ``"incoherent"`` (no
             interference between pixels) exist for ablations only.
         memory_effect_px: object-plane shift, in target pixels, at which the speckle correlation of
-            a single lit target pixel falls to about 1/2 (multislice only; sets the slice gap).
+            a single lit target pixel falls to about half what a thin screen keeps (multislice only;
+            sets the slice gap).
         illumination_focus_mm: distance from the DMD at which the illuminating beam converges;
             ``"fill-iris"`` chooses it so that the whole canvas's geometric shadow fills the iris
             (every canvas pixel sends light to the camera, as the SI random-placement experiment
