@@ -29,7 +29,7 @@ import numpy as np
 from specklenet.daemon.acquisition import Acquisition
 from specklenet.daemon.config import build
 from specklenet.daemon.devices import MonotonicClock, SimulatedCamera, SimulatedDmd
-from specklenet.daemon.devices.base import bin_mean
+from specklenet.daemon.devices.camera import bin_mean
 from specklenet.daemon.records import PairsWriter, Targets
 from specklenet.daemon.settings import DaemonSettings
 from specklenet.daemon.twin import Twin

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import structlog
 
-from specklenet.daemon.devices.base import Camera, CameraFrame, Dmd, Sequence
+from specklenet.daemon.devices.camera import Camera, CameraFrame
+from specklenet.daemon.devices.dmd import Dmd, Sequence
 from specklenet.daemon.errors import DeviceError, DeviceRemovedError
 from specklenet.daemon.matching import Verdict, match_sequence
 from specklenet.daemon.records import PairsWriter

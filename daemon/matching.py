@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from specklenet.daemon.devices.base import CameraFrame
+from specklenet.daemon.devices.camera import CameraFrame
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from specklenet.daemon.config import build, load_toml
-from specklenet.daemon.devices.base import CameraGeometry, DmdTiming
+from specklenet.daemon.devices.camera import CameraGeometry
+from specklenet.daemon.devices.dmd import DmdTiming
 from specklenet.daemon.devices.simulated import SimFaults
 from specklenet.daemon.errors import ConfigError
 from specklenet.daemon.twin import TwinConfig
@@ -36,7 +37,7 @@ class DmdSettings:
         device_number: serial number of the DMD; 0 = the first one found.
         block_mirrors: mirrors per target pixel along each axis (6: a 128-px canvas fills 768 rows).
         picture_time_us, illuminate_time_us, synch_delay_us, synch_pulse_width_us: see
-            :class:`~specklenet.daemon.devices.base.DmdTiming`.
+            :class:`~specklenet.daemon.devices.dmd.DmdTiming`.
     """
 
     backend: Literal["alp4", "sim"] = "alp4"

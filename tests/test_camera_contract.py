@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from specklenet.daemon.devices import CameraGeometry, SimulatedCamera, SimulatedDmd, VirtualClock
-from specklenet.daemon.devices.base import Camera
 from specklenet.daemon.devices.basler_camera import BaslerCamera
+from specklenet.daemon.devices.camera import Camera
 from specklenet.daemon.errors import DeviceError, DeviceRemovedError
 from specklenet.daemon.twin import Twin
 

@@ -26,7 +26,7 @@ from specklenet.daemon.devices import (
     VirtualClock,
 )
 from specklenet.daemon.devices.alp_dmd import AlpDmd
-from specklenet.daemon.devices.base import Dmd, mirror_pictures
+from specklenet.daemon.devices.dmd import Dmd, mirror_pictures
 from specklenet.daemon.errors import DeviceError
 
 FAST = DmdTiming(picture_time_us=4_000, illuminate_time_us=3_500, synch_delay_us=100)

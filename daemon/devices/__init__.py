@@ -1,4 +1,5 @@
-"""The bench's devices: interfaces (:mod:`.base`), real adapters and the simulated, twin-coupled pair.
+"""The bench's devices: the roles (:mod:`.dmd`, :mod:`.camera`; their shared lifecycle in :mod:`.base`),
+real adapters and the simulated, twin-coupled pair.
 
 ``make_bench(settings, twin=...)`` builds the DMD and camera the settings choose; the vendor SDK
 modules are imported only when their backend is chosen.
@@ -8,16 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from specklenet.daemon.devices.base import (
-    Camera,
-    CameraFrame,
-    CameraGeometry,
-    Dmd,
-    DmdProgress,
-    DmdTiming,
-    Sequence,
-    mirror_pictures,
-)
+from specklenet.daemon.devices.camera import Camera, CameraFrame, CameraGeometry
+from specklenet.daemon.devices.dmd import Dmd, DmdProgress, DmdTiming, Sequence, mirror_pictures
 from specklenet.daemon.devices.simulated import (
     MonotonicClock,
     SimFaults,

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from specklenet.daemon.devices.base import Dmd, DmdProgress, DmdTiming, Sequence
+from specklenet.daemon.devices.dmd import Dmd, DmdProgress, DmdTiming, Sequence
 from specklenet.daemon.errors import DeviceError, DeviceRemovedError
 
 try:  # the SDK is needed only when this backend is chosen

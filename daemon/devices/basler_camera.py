@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from specklenet.daemon.devices.base import Camera, CameraFrame, CameraGeometry, bin_mean
+from specklenet.daemon.devices.camera import Camera, CameraFrame, CameraGeometry, bin_mean
 from specklenet.daemon.errors import DeviceError, DeviceRemovedError
 
 try:  # the SDK is needed only when this backend is chosen

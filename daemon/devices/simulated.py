@@ -34,7 +34,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from specklenet.daemon.devices.base import Camera, CameraFrame, Dmd, DmdProgress, DmdTiming, Sequence
+from specklenet.daemon.devices.camera import Camera, CameraFrame
+from specklenet.daemon.devices.dmd import Dmd, DmdProgress, DmdTiming, Sequence
 from specklenet.daemon.errors import ConfigError, DeviceError, DeviceRemovedError
 
 _logger = logging.getLogger(__name__)
