@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import structlog
 
+from specklenet.daemon.devices.base import quietly
 from specklenet.daemon.devices.camera import Camera, CameraFrame
 from specklenet.daemon.devices.dmd import Dmd, Sequence
 from specklenet.daemon.errors import DeviceError, DeviceRemovedError
@@ -273,7 +274,7 @@ class Acquisition:
     def _device_failed(self, error: DeviceError) -> None:
         self.progress.device_errors += 1
         log.warning("device_error", error=str(error), errors=self.progress.device_errors)
-        _quietly(self.dmd.halt)
+        quietly(self.dmd.name, "halt", self.dmd.halt)
         if self.progress.device_errors > self.settings.acquisition.device_retries:
             raise AcquisitionIncompleteError(
                 f"giving up after {self.progress.device_errors} device errors; last: {error}"
@@ -282,9 +283,9 @@ class Acquisition:
             self.camera.reconnect(self.settings.camera.reconnect_timeout_s)
 
     def _release(self, uploaded: list[Sequence]) -> None:
-        _quietly(self.dmd.halt)
+        quietly(self.dmd.name, "halt", self.dmd.halt)
         for sequence in uploaded:
-            _quietly(self.dmd.free, sequence)
+            quietly(self.dmd.name, "free", self.dmd.free, sequence)
 
     def _report(self, final: bool = False) -> None:
         state, now = self.progress, self._clock()
@@ -304,10 +305,3 @@ class Acquisition:
                 rerecorded=state.rerecorded,
                 eta_s=None if state.eta_s is None else round(state.eta_s),
             )
-
-
-def _quietly(step: Callable[..., object], *args: object) -> None:
-    try:
-        step(*args)
-    except DeviceError as error:
-        log.warning("release_failed", error=str(error))

@@ -83,8 +83,9 @@ class Device(abc.ABC):
 
 
 def quietly(device: str, what: str, step: Callable[..., Any], *args: Any) -> None:
-    """Run a release step; log instead of raising, so the remaining steps still run."""
+    """Run a release or recovery step; log a device error instead of raising, so the remaining
+    steps still run."""
     try:
         step(*args)
     except DeviceError as error:
-        _logger.warning("%s: %s failed while closing: %s", device, what, error)
+        _logger.warning("%s: %s failed (continuing): %s", device, what, error)
