@@ -18,6 +18,7 @@ Works on numpy arrays and torch tensors alike (array API); pure functions, threa
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,7 @@ def bit_planes(xp: Any, canvases: Any) -> Planes:
     shifts = xp.asarray(np.arange(BITS, dtype=np.uint8), device=_device(canvases))
     planes = (canvases[:, None, :, :] >> shifts[None, :, None, None]) & 1  # (N, 8, rows, columns) uint8
     flat = xp.reshape(xp.astype(planes, xp.float64), (n * BITS, rows * columns))
-    probe = xp.asarray(np.random.default_rng(0x5EC).uniform(1, 2, rows * columns), device=_device(canvases))
+    probe = xp.asarray(_probe(rows * columns), device=_device(canvases))
     key = xp.reshape(flat @ probe, (n, BITS))  # 0 exactly for an empty plane
     same = key[:, :, None] == key[:, None, :]  # same[n, j, k]: plane j equals plane k
     first = xp.argmax(xp.astype(same, xp.int8), axis=1)  # (N, 8): first plane equal to plane k
@@ -100,6 +101,12 @@ def incoherent_planes(xp: Any, canvases: Any, realisations: int, seed: int) -> P
         canvas=canvas,
         weight=xp.full(n * realisations, 1.0 / realisations, dtype=xp.float32, device=_device(canvases)),
     )
+
+
+@functools.cache
+def _probe(size: int) -> np.ndarray:
+    """Fixed random weights in [1, 2) that turn a plane into a key (drawn once per size)."""
+    return np.random.default_rng(0x5EC).uniform(1, 2, size)
 
 
 def _device(array: Any) -> Any:
