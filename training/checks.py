@@ -9,9 +9,10 @@ each claim, decides it on intervals and gives its numbers:
 * face PCC rises from case 2 to 3, and from 3 to each of 4a/4b/4c (clearly above);
 * digit PCC stays high in cases 3–4c: each clearly above its baseline and not shown below 0.9 × case 2's;
 * case 5, per kind (faces, digits): the network works at the centre (clearly above its baseline) and
-  fails at each shifted position (clearly below the centre). Scored against the canvas inside the output
+  fails at each shifted position: clearly below the centre, and either not above its own baseline or
+  below half the centre's lower bound. Scored against the canvas inside the output
   window (what Fig. 4 shows), so an exact inverse passes every position and this claim fails for it;
-* SI: every position clearly above its baseline and none clearly below the best position;
+* SI: every position clearly above its baseline and not shown below 0.8 × the best position's;
 * designed: faces not below case 1's, digits not below case 2's, scenes (which neither dataset holds)
   not below cases 1 and 2 — each also clearly above its own baseline.
 
@@ -145,11 +146,11 @@ def _case5_shifts_fail(pcc: _Lookup) -> Check:
         )  # type: ignore[arg-type]
         for test in sorted(t for t in tests if t.startswith(f"{kind}-shift")):
             shifted = pcc("5", test)
-            fails = clearly_above(centre, shifted)  # type: ignore[arg-type]
+            # failed: clearly below the centre, and either at its baseline or below half the centre
+            collapsed = shifted.high < 0.5 * centre.low or not pcc.above_baseline("5", test)  # type: ignore[union-attr]
+            fails = clearly_above(centre, shifted) and collapsed  # type: ignore[arg-type]
             holds &= fails
-            parts.append(
-                _text(test, shifted, pcc.baseline("5", test)) + ("" if fails else " ✘ not below centre")
-            )  # type: ignore[arg-type]
+            parts.append(_text(test, shifted, pcc.baseline("5", test)) + ("" if fails else " ✘ did not fail"))  # type: ignore[arg-type]
     return claim, holds, "PCC " + "; ".join(parts)
 
 
@@ -159,12 +160,19 @@ def _si_succeeds(pcc: _Lookup) -> Check:
     if not tests:
         return claim, None, ""
     best = max(tests, key=lambda t: pcc("SI", t).mean)  # type: ignore[union-attr]
+    floor = 0.8 * pcc("SI", best).low  # type: ignore[union-attr]
     holds, parts = True, []
     for test in tests:
-        ok = pcc.above_baseline("SI", test) and not_below(pcc("SI", test), pcc("SI", best))  # type: ignore[arg-type]
+        ok = pcc.above_baseline("SI", test) and pcc("SI", test).high >= floor  # type: ignore[arg-type]
         holds &= ok
         parts.append(_text(test, pcc("SI", test), pcc.baseline("SI", test)) + ("" if ok else " ✘"))  # type: ignore[arg-type]
-    return claim, holds, "digits PCC " + "; ".join(parts) + f" (each above its baseline, none below {best})"
+    return (
+        claim,
+        holds,
+        "digits PCC "
+        + "; ".join(parts)
+        + f" (each above its baseline and reaching 0.8 × {best}'s lower bound = {floor:.3f})",
+    )
 
 
 def _designed(pcc: _Lookup) -> list[Check]:
