@@ -56,7 +56,8 @@ against 7.4 for ours; A = 1 gives 7.9 under both). (x', y') are the column and r
 enlarged array; kx, ky are each 2π/16 or 2π/24 and the phases uniform in [0, 2π), drawn independently
 per target; the values are stored in the ``modulation_*`` columns.
 
-Functions are pure apart from reading the datasets (thread-safe).
+Functions are pure apart from reading the datasets (thread-safe). Longer than the house's 300 lines:
+the case table, the mapping of P and the composition functions that implement them belong together.
 """
 
 from __future__ import annotations
