@@ -112,7 +112,7 @@ def test_case_4_records_the_fluctuation_it_drew(real) -> None:
 
 
 @pytest.mark.realdata
-def test_case_5_tests_at_shifted_positions_against_the_target_itself(real) -> None:
+def test_case_5_scores_the_output_window_against_the_canvas_inside_it(real) -> None:
     data = real("5")
     assert set(data.tests) == {
         "faces",
@@ -128,10 +128,17 @@ def test_case_5_tests_at_shifted_positions_against_the_target_itself(real) -> No
     ):
         shifted = data.tests[key]
         assert (shifted.columns["placement"] == position).all()
-        assert shifted.output_window == CENTRE_WINDOW  # the network's window stays put ...
-        centred = data.tests[key.split("-")[0]]
-        np.testing.assert_array_equal(shifted.ground_truth(), centred.ground_truth())  # ... the truth moves
-        assert not np.array_equal(shifted.canvases, centred.canvases)
+        assert shifted.output_window == CENTRE_WINDOW  # the network's window stays put, and so does
+        np.testing.assert_array_equal(
+            shifted.ground_truth(), shifted.canvases[:, 32:96, 32:96] / np.float32(255)
+        )
+        centred = data.tests[key.split("-")[0]]  # the truth: what the window shows (Fig. 4)
+        assert not np.array_equal(shifted.ground_truth(), centred.ground_truth())
+        row, col = position  # the part of the shifted target inside the window, at its place there
+        overlap = shifted.ground_truth()[:, max(row - 32, 0) :, max(col - 32, 0) :]
+        shown = centred.ground_truth()[:, max(32 - row, 0) :, max(32 - col, 0) :]
+        rows, cols = min(overlap.shape[1], shown.shape[1]), min(overlap.shape[2], shown.shape[2])
+        np.testing.assert_array_equal(overlap[:, :rows, :cols], shown[:, :rows, :cols])
 
 
 @pytest.mark.realdata
@@ -159,7 +166,8 @@ def test_every_case_builds_from_the_embedded_stand_ins(name: str) -> None:
     assert len(data.train) == 60
     assert list(data.tests) == data.case.test_names()
     assert data.train.provenance["stand_in"]
-    assert data.train.columns["dataset"][0].startswith(("sklearn-digits", "skimage-lfw"))
+    assert data.train.columns["dataset"][0].startswith(("sklearn-digits", "skimage-lfw", "designed"))
+    assert len(data.probe) == 64 and data.probe.output_window == data.train.output_window
 
 
 def test_a_training_set_larger_than_the_stand_in_pool_repeats_with_a_warning() -> None:
@@ -214,3 +222,51 @@ def test_place_puts_the_top_left_corner_and_refuses_the_outside() -> None:
 def test_unknown_case_is_named() -> None:
     with pytest.raises(KeyError, match="unknown case '6'"):
         build_case("6")
+
+
+def test_the_designed_set_fills_the_window_and_exercises_every_bit_plane() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StandInWarning)
+        data = build_case("designed", n_train=400, n_test=5, progress=False)
+        digits = build_case("2", n_train=400, n_test=5, progress=False)
+    window = data.train.canvases[:, 32:96, 32:96]
+    assert not data.train.canvases[:, :32].any()  # centred, nothing outside the window
+    lit = window > 0
+    assert lit.any(axis=0).all()  # no never-lit pixel (MNIST: a black border)
+    assert lit.mean(axis=0).min() > 0.35 and lit.mean(axis=0).max() < 0.75  # every pixel lit about half
+    levels = window[lit]
+    for plane in range(8):  # each bit-plane on for half of the lit pixels
+        assert abs(((levels >> plane) & 1).mean() - 0.5) < 0.02, plane
+    assert coverage(data.train).lit_grey_entropy_bits > 7.9
+    density = data.train.columns["designed_density"]
+    assert density.min() < 0.2 and density.max() > 0.9  # sparse and full targets
+    np.testing.assert_allclose(lit.mean(axis=(1, 2)), density, atol=1 / 4096 + 1e-6)
+    assert set(data.tests) == {"faces", "digits", "scenes"}  # the same held-out images as case 2
+    for kind in ("faces", "digits", "scenes"):
+        np.testing.assert_array_equal(data.tests[kind].canvases, digits.tests[kind].canvases)
+
+
+def test_scenes_are_grey_crops_of_neither_dataset_and_deterministic() -> None:
+    from specklenet.training.designed import load_scenes
+
+    scenes = load_scenes(20, seed=0)
+    assert scenes.images.shape == (20, 64, 64)
+    assert len(np.unique(scenes.images)) > 200  # grey, not binary
+    assert len({label.split("@")[0] for label in scenes.labels}) > 5
+    np.testing.assert_array_equal(scenes.images, load_scenes(20, seed=0).images)
+    assert not np.array_equal(scenes.images, load_scenes(20, seed=1).images)
+
+
+def test_probe_lights_one_square_per_grid_cell() -> None:
+    from specklenet.training.designed import probe_targets
+
+    probes = probe_targets(CENTRE_WINDOW, 128)
+    assert probes.shape == (64, 128, 128)
+    assert not probes[:, :32].any() and not probes[:, 96:].any()  # inside the window only
+    union = np.zeros((128, 128), bool)
+    for index, canvas in enumerate(probes):
+        rows, cols = np.nonzero(canvas)
+        assert len(rows) == 16 and set(canvas[rows, cols]) == {255}  # a 4×4 square at full grey
+        assert (rows.min() - 32) // 8 == index // 8 and (cols.min() - 32) // 8 == index % 8  # its cell
+        union |= canvas > 0
+    assert union.sum() == 64 * 16  # disjoint

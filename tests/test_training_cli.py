@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import pytest
 from twin_pairs import cached_twin_pairs
 
-from specklenet.training import reproduce as reproduce_module
+from specklenet.training import evaluate as evaluate_module
 from specklenet.training.cli import main
 from specklenet.training.datasets import StandInWarning
 
@@ -54,59 +55,66 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.slow
-def test_reproduce_runs_cases_end_to_end_and_resumes(
+def test_reproduce_runs_cases_over_seeds_end_to_end_and_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "report"
-    command = [
-        "reproduce",
-        "--profile",
-        "ci",
-        "-o",
-        str(out),
-        "--cases",
-        "2",
-        "SI",
-        "--n-train",
-        "24",
-        "--n-test",
-        "3",
-    ]
-    real_evaluate = reproduce_module.evaluate
+    command = ["reproduce", "--profile", "ci", "-o", str(out), "--cases", "2", "SI", "--seeds", "2"]
+    command += ["--n-train", "16", "--n-test", "3"]
+    real_evaluate = evaluate_module.evaluate
 
-    def interrupted(model, pairs, *, name):  # Ctrl-C while evaluating the second case
-        if name.startswith("digits-p"):
+    def interrupted(model, pairs, *, name):  # Ctrl-C while evaluating SI's second seed
+        if name.startswith("digits-p") and "seed1" in str(model.path):
             raise KeyboardInterrupt
         return real_evaluate(model, pairs, name=name)
 
-    monkeypatch.setattr(reproduce_module, "evaluate", interrupted)
+    monkeypatch.setattr(evaluate_module, "evaluate", interrupted)
     with pytest.warns(StandInWarning):
         assert main(command) == 130
-    assert (out / "cases" / "2" / "result.json").exists()
-    assert not (out / "cases" / "SI" / "result.json").exists()
+    for case, seed in (("2", 0), ("2", 1), ("SI", 0)):
+        assert (out / "cases" / case / f"seed{seed}" / "result.json").exists()
+    assert not (out / "cases" / "SI" / "seed1" / "result.json").exists()
     runs = {p.name: (p / "state.pt").stat().st_mtime_ns for p in (out / "runs").iterdir()}
-    finished = [out / "cases" / "2" / "result.json", out / "models" / "case2.onnx"]
-    finished_mtimes = [path.stat().st_mtime_ns for path in finished]
+    assert len(runs) == 4  # 2 cases × 2 seeds, each another diffuser and other initial weights
+    finished = out / "cases" / "2" / "seed1" / "result.json"
+    finished_mtime = finished.stat().st_mtime_ns
     capsys.readouterr()
 
-    monkeypatch.setattr(reproduce_module, "evaluate", real_evaluate)
+    monkeypatch.setattr(evaluate_module, "evaluate", real_evaluate)
     with pytest.warns(StandInWarning):
         assert main(command) == 0
     captured = capsys.readouterr()
-    assert "case 2: finished earlier, skipped" in captured.err
-    for name, mtime in runs.items():  # nothing retrained: case 2's and SI's runs were both complete
+    assert "case 2 seed 1: finished earlier, skipped" in captured.err
+    for name, mtime in runs.items():  # nothing retrained
         assert (out / "runs" / name / "state.pt").stat().st_mtime_ns == mtime
-    assert [path.stat().st_mtime_ns for path in finished] == finished_mtimes  # case 2 not redone
-    for name in ("report.md", "table1.csv", "table1.md", "fig3.png", "figS6-si.png"):
+    assert finished.stat().st_mtime_ns == finished_mtime
+    for name in (
+        "report.md",
+        "table1.csv",
+        "table1.md",
+        "tests.csv",
+        "fig3.png",
+        "figS6-si.png",
+        "probe.png",
+    ):
         assert (out / name).exists(), name
-    assert (out / "cases" / "2" / "analysis" / "case2-superimposed.png").exists()
-    table = (out / "table1.csv").read_text().splitlines()
-    assert table[0].startswith("metric,case,test,img1")
-    assert len(table) == 1 + 3 * 2  # 3 metrics × (faces, digits) of case 2
-    result = json.loads((out / "cases" / "SI" / "result.json").read_text())
-    assert sorted(result["tests"]) == ["digits-p1", "digits-p2", "digits-p3", "digits-p4"]
-    assert "SI: random placement succeeds at every position" in (out / "report.md").read_text()
-    assert "## The paper's trends" in captured.out
+    with (out / "table1.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 3 * 3  # 3 metrics × (faces, digits, scenes) of case 2
+    for row in rows:  # every mean with its interval and its baseline's, over 3 images × 2 seeds
+        assert float(row["ci_low"]) <= float(row["mean"]) <= float(row["ci_high"])
+        assert float(row["baseline_ci_low"]) <= float(row["baseline"]) <= float(row["baseline_ci_high"])
+        assert (row["n_images"], row["n_seeds"]) == ("3", "2")
+    seeds = [json.loads((out / "cases" / "SI" / f"seed{k}" / "result.json").read_text()) for k in (0, 1)]
+    assert sorted(seeds[0]["tests"]) == ["digits-p1", "digits-p2", "digits-p3", "digits-p4"]
+    assert (
+        seeds[0]["tests"]["digits-p1"]["metrics"]["pcc"] != seeds[1]["tests"]["digits-p1"]["metrics"]["pcc"]
+    )
+    assert len(seeds[0]["probe"]["pcc"]) == 64
+    report = (out / "report.md").read_text()
+    assert "SI: random placement succeeds at every position" in report
+    assert "baseline" in report and "Spearman" in report
+    assert "## The paper's claims" in captured.out
 
     assert main([*command[:-4], "--n-train", "30", "--n-test", "3"]) == 2
     assert "other settings (n_train)" in capsys.readouterr().err

@@ -16,14 +16,28 @@ case  training targets (9,950 by default), centred unless stated     output wind
                                                                                           the centre and
                                                                                           shifted I and II
 SI    digits at uniformly random positions inside the canvas          whole 128×128       digits at p1..p4
+designed  random grey fields from the forward model (below), no       centre 64×64        faces, digits,
+      dataset image                                                                       scenes
 ====  ===========================================================  ==================  ================
+
+Cases 1–4c and ``designed`` are also tested on a third kind neither dataset holds, ``scenes`` (crops of
+scikit-image's sample photographs, :mod:`.designed`), and every case on the mapping probe
+(:attr:`CaseData.probe`: one lit square per cell of an 8×8 grid over its output window, :mod:`.probe`).
+
+**The designed case** is not the paper's: it is the training set the paper's conclusion calls for —
+lit pixels filling the whole window at random densities, grey levels uniform over 1..255 so that every
+DMD bit-plane is on for half of the lit pixels, every spatial scale from one pixel to a quarter window
+— drawn from random fields, not from faces or digits (design and reasons: :mod:`.designed`). Its goal:
+one network that reconstructs faces at least as well as case 1, digits at least as well as case 2, and
+scenes, which neither was trained on.
 
 Tests use the original targets (binary digits, grey faces, not enlarged or modulated), held out from
 every training set; the same seed gives the same test images in every case. A test's ground truth is
-the canvas inside the output window, except for case 5's shifted tests, whose ground truth is the
-displayed target itself wherever it was placed (the ``truth_window`` column; see
-:meth:`specklenet.daemon.records.Targets.ground_truth`). The first 5 images of each test set are the
-paper's Table 1 quintet (:data:`TABLE1_COUNT`).
+the canvas inside the output window — also for case 5's shifted tests: what the paper's Fig. 4 shows
+is the network's output window, and a perfect inverse of that window reproduces the part of the
+shifted target inside it (scored against the displaced target instead, even an exact inverse scores
+≤ 0.11, so no network could pass). The first 5 images of each test set are the paper's Table 1 quintet
+(:data:`TABLE1_COUNT`).
 
 **P(x', y') as printed goes negative** (A·[sin + sin] spans [−2A, 2A]), and a DMD shows only
 intensities in [0, 1]. We add the smallest offset that makes every P non-negative, 2A, and scale by ¼
@@ -42,7 +56,8 @@ against 7.4 for ours; A = 1 gives 7.9 under both). (x', y') are the column and r
 enlarged array; kx, ky are each 2π/16 or 2π/24 and the phases uniform in [0, 2π), drawn independently
 per target; the values are stored in the ``modulation_*`` columns.
 
-Functions are pure apart from reading the datasets (thread-safe).
+Functions are pure apart from reading the datasets (thread-safe). Longer than the house's 300 lines:
+the case table, the mapping of P and the composition functions that implement them belong together.
 """
 
 from __future__ import annotations
@@ -60,7 +75,6 @@ from specklenet.daemon.records import Targets
 from specklenet.training.datasets import (
     TARGET_PX,
     ImageSet,
-    Kind,
     binarise,
     centre_crop,
     resample,
@@ -68,6 +82,7 @@ from specklenet.training.datasets import (
     split_faces,
     to_uint8,
 )
+from specklenet.training.designed import designed_targets, load_scenes, probe_targets
 
 CANVAS_PX = 128
 ENLARGED_PX = 96
@@ -84,6 +99,9 @@ CASE5_POSITIONS = {"centre": CENTRE, "shift1": (32, 48), "shift2": (56, 8)}
 SI_POSITIONS = {"p1": (8, 8), "p2": (8, 56), "p3": (56, 8), "p4": (56, 56)}
 
 Modulation = Literal["none", "fixed", "random"]
+TrainKind = Literal["faces", "digits", "designed"]
+TestKind = Literal["faces", "digits", "scenes"]
+TEST_KINDS: tuple[TestKind, ...] = ("faces", "digits", "scenes")
 
 
 @dataclass(frozen=True)
@@ -91,7 +109,7 @@ class Case:
     """One experimental case (see the module docstring's table).
 
     Attributes:
-        name: "1", "2", "3", "4a", "4b", "4c", "5" or "SI".
+        name: "1", "2", "3", "4a", "4b", "4c", "5", "SI" or "designed".
         title: one line for listings and ``--help``.
         paper: where the paper describes it.
         train_kind: what the training targets are made of.
@@ -108,13 +126,13 @@ class Case:
     name: str
     title: str
     paper: str
-    train_kind: Kind
+    train_kind: TrainKind
     enlarge: bool = False
     modulation: Modulation = "none"
     digits_per_target: int = 1
     random_placement: bool = False
     output_window: tuple[int, int, int, int] = CENTRE_WINDOW
-    test_kinds: tuple[Kind, ...] = ("faces", "digits")
+    test_kinds: tuple[TestKind, ...] = TEST_KINDS
     test_positions: Mapping[str, tuple[int, int]] = field(default_factory=lambda: {"centre": CENTRE})
     ground_truth: str = "the canvas inside the centre 64×64 output window (the target itself)"
 
@@ -169,8 +187,10 @@ CASES: dict[str, Case] = {
             "faces at the centre; tested also at two shifted positions",
             "Fig. 1c and Fig. 4, case 5",
             "faces",
+            test_kinds=("faces", "digits"),
             test_positions=CASE5_POSITIONS,
-            ground_truth="the displayed target itself, wherever it was placed (truth_window column)",
+            ground_truth="the canvas inside the centre 64×64 output window: at a shifted position, the "
+            "part of the target inside it (what Fig. 4 shows)",
         ),
         Case(
             "SI",
@@ -183,17 +203,25 @@ CASES: dict[str, Case] = {
             test_positions=SI_POSITIONS,
             ground_truth="the whole 128×128 canvas",
         ),
+        Case(
+            "designed",
+            "designed: random grey fields filling the window, every bit-plane exercised (not the paper's)",
+            "the paper's Discussion and Conclusion (a training set designed for generalisation)",
+            "designed",
+        ),
     )
 }
 
 
 @dataclass(frozen=True, eq=False)
 class CaseData:
-    """A case's training targets and its named test sets (keys: :meth:`Case.test_names`)."""
+    """A case's training targets, its named test sets (keys: :meth:`Case.test_names`) and its probe
+    targets (one lit square per cell of an 8×8 grid over the output window, row-major; :mod:`.probe`)."""
 
     case: Case
     train: Targets
     tests: dict[str, Targets]
+    probe: Targets
 
 
 def build_case(
@@ -231,16 +259,45 @@ def build_case(
     )
     faces_train = n_train if case.train_kind == "faces" else 0
     faces = split_faces(data_dir, seed=seed, n_test=n_test, n_train=faces_train, progress=progress)
-    provenance = _provenance(case, seed, n_train, n_test, binarise_digits, digits.train, faces.train)
+    scenes = load_scenes(n_test, seed) if "scenes" in case.test_kinds else None
+    sets = (digits.train, faces.train) + ((scenes,) if scenes is not None else ())
+    provenance = _provenance(case, seed, n_train, n_test, binarise_digits, *sets)
     rng = np.random.default_rng([seed, 3, zlib.crc32(name.encode())])
-    train = _training_targets(case, faces.train if case.train_kind == "faces" else digits.train, rng)
+    if case.train_kind == "designed":
+        train = _designed_training_targets(case, n_train, rng)
+    else:
+        train = _training_targets(case, faces.train if case.train_kind == "faces" else digits.train, rng)
     tests = {}
+    test_images = {"faces": faces.test, "digits": digits.test, "scenes": scenes}
     for position_name, position in case.test_positions.items():
         for kind in case.test_kinds:
-            images = faces.test if kind == "faces" else digits.test
             key = kind if position_name == "centre" else f"{kind}-{position_name}"
-            tests[key] = _test_targets(case, images, position, f"test-{key}", provenance)
-    return CaseData(case, Targets(split="train", provenance=provenance, **train), tests)
+            tests[key] = _test_targets(case, test_images[kind], position, f"test-{key}", provenance)
+    probe = Targets.from_canvases(
+        probe_targets(case.output_window, CANVAS_PX),
+        case=case.name,
+        split="probe",
+        output_window=case.output_window,
+        provenance=provenance,
+    )
+    return CaseData(case, Targets(split="train", provenance=provenance, **train), tests, probe)
+
+
+def _designed_training_targets(case: Case, count: int, rng: np.random.Generator) -> dict:
+    images, columns = designed_targets(count, rng)
+    placements = np.tile(CENTRE, (count, 1))
+    columns.update(
+        dataset=np.full(count, "designed"),
+        source_index=np.full((count, 2), -1, np.int64),
+        label=np.full(count, "designed"),
+        placement=placements.astype(np.int16),
+    )
+    return {
+        "canvases": place(images, placements),
+        "columns": columns,
+        "case": case.name,
+        "output_window": case.output_window,
+    }
 
 
 # --- target composition --------------------------------------------------------------------------------
@@ -323,9 +380,6 @@ def _test_targets(
     placements = np.tile(position, (len(images), 1))
     columns = _identity_columns(images, np.arange(len(images))[:, None])
     columns["placement"] = placements.astype(np.int16)
-    window = (*position, TARGET_PX, TARGET_PX)
-    if case.name == "5":
-        columns["truth_window"] = np.tile(window, (len(images), 1)).astype(np.int16)
     canvases = place(images.images, placements)
     return Targets(canvases, columns, case.name, split, case.output_window, provenance)
 

@@ -8,6 +8,11 @@ elsewhere, as in case 5's shifted tests), grey / 255, resized to the model's out
 training resized it (:func:`specklenet.training.pairdata.resize_truth`); the metrics (:mod:`.metrics`)
 compare the two on [0, 1] images.
 
+:func:`baseline_metrics` scores the constant-output baseline on the same ground truth (the case's mean
+training target answered for every test image; :mod:`.statistics`). ``evaluate`` takes an exported
+model, a :class:`Reconstructor`, or any object with the same ``info`` and ``__call__`` (the checks'
+tests pass exact inverses and memorising models through it).
+
 ``write_evaluation`` saves ``metrics.csv`` (one row per image), ``summary.json`` (mean, spread) and
 ``examples.png`` (ground truth, speckle, reconstruction with its PCC).
 """
@@ -25,8 +30,9 @@ from specklenet.daemon.errors import FileFormatError
 from specklenet.daemon.modelinfo import ModelInfo
 from specklenet.training.export import read_model_info
 from specklenet.training.figures import Row, image_grid
-from specklenet.training.metrics import METRICS, all_metrics
+from specklenet.training.metrics import METRIC_FUNCTIONS, METRICS, all_metrics
 from specklenet.training.pairdata import load_pairs
+from specklenet.training.statistics import constant_output
 
 BATCH = 16
 
@@ -104,8 +110,12 @@ class Evaluation:
 def evaluate(
     model: str | Path | Reconstructor, pairs_path: str | Path, *, name: str | None = None
 ) -> Evaluation:
-    """Run ``model`` on every complete pair of ``pairs_path`` and score each reconstruction."""
-    reconstructor = model if isinstance(model, Reconstructor) else Reconstructor(model)
+    """Run ``model`` on every complete pair of ``pairs_path`` and score each reconstruction.
+
+    ``model``: an ONNX file, or a reconstructor (anything with ``info`` and ``__call__`` as
+    :class:`Reconstructor`'s).
+    """
+    reconstructor = Reconstructor(model) if isinstance(model, str | Path) else model
     info = reconstructor.info
     pairs = load_pairs(pairs_path, output_px=info.output_px, normalisation=info.normalisation)
     if pairs.frames.shape[-1] != info.frame_px:
@@ -125,6 +135,12 @@ def evaluate(
         frames=pairs.frames[:, 0].numpy(),
         metrics=all_metrics(reconstruction, truth),
     )
+
+
+def baseline_metrics(evaluation: Evaluation, mean_target: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image metrics of the constant output ``mean_target`` (``(output_px, output_px)`` in [0, 1])
+    against ``evaluation``'s ground truth: what a network that learnt nothing but the mean would score."""
+    return {name: constant_output(mean_target, evaluation.truth, METRIC_FUNCTIONS[name]) for name in METRICS}
 
 
 def write_evaluation(evaluation: Evaluation, out_dir: str | Path, *, examples: int = 8) -> list[Path]:

@@ -62,6 +62,9 @@ def all_metrics(reconstruction: ArrayLike, truth: ArrayLike) -> dict[str, NDArra
     }
 
 
+METRIC_FUNCTIONS = {"pcc": pcc, "ssim": ssim, "cs": cosine_similarity}
+
+
 def _pair(reconstruction: ArrayLike, truth: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     x = np.asarray(reconstruction, dtype=np.float64)
     y = np.asarray(truth, dtype=np.float64)

@@ -170,13 +170,14 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "reproduce",
         help="run every case end to end and write the paper's tables and figures",
-        description="For each case (1, 2, 3, 4a, 4b, 4c, 5, SI): build its targets, render their speckle "
-        "through the optical twin, train, export, evaluate on the held-out faces and digits, and write a "
-        "report: Table 1 of the SI (PCC, SSIM, CS of 5 faces and 5 digits per case, plus means and "
-        "spreads over the larger test sets) as CSV and Markdown, a Fig. 3-style grid, the case-5 shift "
-        "figure (Fig. 4), the SI random-placement figure (Fig. S6), each training set's analysis figures, "
-        "and the paper's trend checks. Interrupted? Run the same command again: finished cases are "
-        "skipped, and simulation and training resume where they stopped.",
+        description="For each case (1, 2, 3, 4a, 4b, 4c, 5, SI, designed) and each of --seeds repetitions "
+        "(another diffuser and other initial weights): build its targets, render their speckle through "
+        "the optical twin, train, export, evaluate on the held-out faces, digits and scenes and on the "
+        "mapping probe, and write a report: Table 1 of the SI (PCC, SSIM, CS of 5 images per kind, and "
+        "every mean with its 95 % bootstrap interval and its constant-output baseline) as CSV and "
+        "Markdown, Figs. 3, 4 and S6, the probe's maps against coverage, each training set's analysis "
+        "figures, and the paper's claims decided on intervals. Interrupted? Run the same command again: "
+        "finished cases are skipped, and simulation and training resume where they stopped.",
         epilog="Example: specklenet-train reproduce --profile quick --data-dir ../shared/data -o report/",
     )
     parser.add_argument("-o", "--output", type=Path, required=True, help="report folder (created)")
@@ -197,6 +198,14 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
         "--n-test", type=int, default=None, help="held-out test images per kind (default: the profile's)"
     )
     parser.add_argument("--seed", type=int, default=0, help="dataset split, twin and noise seed (default: 0)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="independent repetitions per case: seed k draws another diffuser (twin seed SEED + k) and "
+        "other initial weights, on the same images; means get bootstrap intervals over seeds and "
+        "images (default: 1; may grow on a rerun)",
+    )
     parser.add_argument("--device", default=None, help="torch device (default: CUDA if present)")
     parser.set_defaults(run=run_reproduce)
 
@@ -213,6 +222,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         n_train=args.n_train,
         n_test=args.n_test,
         seed=args.seed,
+        seeds=args.seeds,
         device=args.device,
         progress=_tty(),
     )

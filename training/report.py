@@ -1,20 +1,19 @@
-"""The reproduction's report: Table 1 of the SI, the case-5 and SI tables, figures, the paper's trend checks.
+"""The reproduction's report: every mean with its 95 % interval and constant-output baseline, the paper's
+claims decided on intervals, the designed case, the mapping probe, figures.
 
-Input: the per-case results :func:`specklenet.training.reproduce.reproduce` writes (``result.json``:
-metrics of the first five test images of each set, summaries over the whole held-out sets) and the
-saved reconstructions (``first.npz``) and pairs files. Output in the report folder:
+Input: per case, the per-seed results :mod:`.tasks` writes (``cases/<case>/seed<k>/result.json``:
+per-image metrics of every test set and of the baseline, the probe's point responses) and each case's
+``case.json``/``coverage.npz``. Output in the report folder:
 
-    table1.csv / table1.md   SI Table 1: PCC, SSIM, CS of 5 faces and 5 digits per case (cases 1–4c, as
-                             printed), plus mean ± std over all held-out test images of each kind
-    report.md                settings, training summary, coverage, the tables, trend checks, figures
-    fig3.png                 Fig. 3: ground truth, speckle, each case's reconstructions with PCC
-    fig4-case5.png           Fig. 4: case 5 at the centre and at the shifted positions
-    figS6-si.png             Fig. S6: the SI model on digits at the four positions
+    table1.csv / table1.md   SI Table 1 (cases 1–4c, then designed): PCC, SSIM, CS of the first 5 faces,
+                             digits and scenes (seed 0), and per test kind the mean over all held-out images
+                             and seeds with its 95 % interval, its constant-output baseline with its
+                             interval, the spread, n images and n seeds
+    tests.csv                the same numbers for every case and test set (case 5's positions, SI's)
+    report.md                settings, training, coverage, tables, the probe, the claims, figures
+    fig3.png, fig4-case5.png, figS6-si.png, intervals.png, probe.png   (:mod:`.report_figures`, :mod:`.probe`)
 
-Trend checks (the paper's scientific claims; each states its numbers and passes or fails):
-face PCC is highest in case 1; it rises from case 2 to 3 and from 3 to each of 4a/4b/4c; digit PCC
-stays high in cases 3–4c (≥ 0.9 × case 2's); case 5's shifted tests fail (mean PCC < ½ the centre's);
-SI succeeds at every position (each position's mean PCC ≥ 0.8 × the best position's).
+The statistics are :mod:`.statistics`'; the claims and their criteria :mod:`.checks`'.
 """
 
 from __future__ import annotations
@@ -27,310 +26,253 @@ from typing import Any
 
 import numpy as np
 
-from specklenet.daemon.records import read_pairs
-from specklenet.training.figures import Row, image_grid
+from specklenet.training import probe, report_figures
+from specklenet.training.checks import TABLE1_CASES, Check, Summary, summarise, trend_checks
 from specklenet.training.metrics import METRICS
 
-TABLE1_CASES = ("1", "2", "3", "4a", "4b", "4c")
 METRIC_NAMES = {"pcc": "PCC", "ssim": "SSIM", "cs": "CS"}
+KINDS = ("faces", "digits", "scenes")
+CSV_HEADER = [
+    "metric", "case", "test", "img1", "img2", "img3", "img4", "img5", "mean", "ci_low", "ci_high",
+    "baseline", "baseline_ci_low", "baseline_ci_high", "std", "n_images", "n_seeds",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Report:
-    """Where the report went."""
+    """Where the report went, and what it found."""
 
     markdown_path: Path
     table_csv: Path
     table_markdown: Path
     figures: list[Path]
-    checks: list[tuple[str, bool | None, str]]
+    checks: list[Check]
+    summary: Summary
 
 
-def write_report(results: dict[str, dict[str, Any]], out: Path, settings: dict[str, Any]) -> Report:
-    """Write tables, figures and report.md for ``results`` (case name → result.json contents)."""
-    table_csv, table_md = _table1(results, out)
+def write_report(
+    results: dict[str, list[dict[str, Any]]],
+    cases: dict[str, dict[str, Any]],
+    out: Path,
+    settings: dict[str, Any],
+    *,
+    render_seconds: float = 0.0,
+) -> Report:
+    """Write tables, figures and report.md; ``results``: case → per-seed results, ``cases``: case.json."""
+    results = {case: runs for case, runs in results.items() if runs}
+    summary = summarise(results)
+    table_cases = [c for c in (*TABLE1_CASES, "designed") if c in results]
+    table_csv, table_md = _table1(results, summary, table_cases, out)
+    _csv(out / "tests.csv", results, summary, list(results))
+    checks = trend_checks(summary)
+    probe_lines, probe_png = _probe_section(results, summary, out, settings)
     figures = [
-        path
-        for path in (_fig3(results, out), _fig4(results.get("5"), out), _fig_s6(results.get("SI"), out))
-        if path is not None
+        report_figures.fig3(results, table_cases, out),
+        report_figures.fig4(results, out),
+        report_figures.fig_s6(results, out),
+        report_figures.intervals(summary, out, title=f"profile {settings['profile']['name']}"),
+        probe_png,
     ]
-    checks = trend_checks(results)
+    figures = [path for path in figures if path is not None]
     lines = [
         "# Reproduction of Zhang et al., *Cross-Dataset Generalization in Deep Learning*",
         "",
         _settings_text(settings),
         "",
-        "## Training",
+        "Every mean below is over the held-out images and the seeds, with its 95 % bootstrap interval in "
+        "brackets and, beside it, the **constant-output baseline**: the same metric for a network that "
+        "answers the case's mean training target to every input. A value marked * is clearly above its "
+        "baseline (the intervals do not overlap). Claims are decided on intervals, never on means alone.",
         "",
-        "| case | training set | epochs | stopped | best val Dice (epoch) | untrained | simulate s "
-        "| train s |",
-        "|---|---|---|---|---|---|---|---|",
+        *_training_lines(results, cases, render_seconds),
+        "",
+        "## Training-set coverage",
+        "",
+        *[f"- {info['coverage']}" for name, info in cases.items() if name in results],
+        "",
+        "## Table 1 (SI): per-image metrics (seed 0) and held-out means",
+        "",
+        table_md.read_text(),
+        *_position_table(results, summary, "5", "Case 5: the output window at shifted positions (PCC)"),
+        *_position_table(results, summary, "SI", "SI: random placement (PCC of digits at each position)"),
+        *probe_lines,
+        "",
+        "## The paper's claims (and the designed set's goal), decided on intervals",
+        "",
     ]
-    for name, result in results.items():
-        t = result["training"]
-        shared = "" if t["training_case"] == name else f" (run shared with case {t['training_case']})"
-        lines.append(
-            f"| {name} | {result['title']}{shared} | {t['epochs']} | {t['stopped']} | "
-            f"{t['best_val_dice']:.3f} ({t['best_epoch']}) | {t['untrained_val_dice']:.3f} | "
-            f"{t['seconds_simulating']:.0f} | {t['seconds_training']:.0f} |"
-        )
-    lines += ["", "## Training-set coverage", ""] + [f"- {r['coverage']}" for r in results.values()]
-    lines += ["", "## Table 1 (SI): per-image metrics and held-out means", "", table_md.read_text()]
-    lines += _case5_table(results.get("5")) + _si_table(results.get("SI"))
-    lines += ["", "## The paper's trends", ""]
     for claim, passed, detail in checks:
-        mark = {True: "✔ holds", False: "✘ does not hold", None: "– not run"}[passed]
+        mark = {True: "✔ holds", False: "✘ not shown", None: "– not run"}[passed]
         lines.append(f"- **{claim}**: {mark}. {detail}")
     lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
-    lines += [
-        "",
-        "Per-case analysis figures: `cases/<case>/analysis/`; per-set metrics: `cases/<case>/eval/`.",
-    ]
+    lines += ["", "Per case: `cases/<case>/analysis/` (training set), `cases/<case>/seed<k>/eval/` (tests)."]
     markdown = out / "report.md"
     markdown.write_text("\n".join(lines) + "\n")
-    return Report(markdown, table_csv, table_md, figures, checks)
+    return Report(markdown, table_csv, table_md, figures, checks, summary)
 
 
 # --- tables ----------------------------------------------------------------------------------------------
 
 
-def _table1(results: dict[str, dict[str, Any]], out: Path) -> tuple[Path, Path]:
-    cases = [name for name in TABLE1_CASES if name in results] or list(results)
-    csv_path, md_path = out / "table1.csv", out / "table1.md"
-    with csv_path.open("w", newline="") as stream:
+def _row(metric: str, case: str, test: str, run0: dict[str, Any], entry: dict[str, Any]) -> list[Any]:
+    estimate, baseline = entry["estimate"], entry["baseline"]
+    first = [f"{v:.4f}" for v in run0["tests"][test]["metrics"][metric][:5]]
+    first += [""] * (5 - len(first))
+    numbers = (
+        estimate.mean,
+        estimate.low,
+        estimate.high,
+        baseline.mean,
+        baseline.low,
+        baseline.high,
+        entry["std"],
+    )
+    return [
+        METRIC_NAMES[metric],
+        case,
+        test,
+        *first,
+        *(f"{v:.4f}" for v in numbers),
+        estimate.n_images,
+        estimate.n_seeds,
+    ]
+
+
+def _csv(path: Path, results: dict, summary: Summary, cases: list[str], tests: tuple[str, ...] = ()) -> Path:
+    with path.open("w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(
-            ["metric", "case", "test", "img1", "img2", "img3", "img4", "img5", "mean", "std", "n"]
-        )
+        writer.writerow(CSV_HEADER)
         for metric in METRICS:
-            for name in cases:
-                for kind in ("faces", "digits"):
-                    test = results[name]["tests"].get(kind)
-                    if test is None:
-                        continue
-                    stats = test["summary"][metric]
-                    first = [f"{v:.4f}" for v in test["first"][metric]]
-                    writer.writerow(
-                        [
-                            METRIC_NAMES[metric],
-                            name,
-                            kind,
-                            *first,
-                            f"{stats['mean']:.4f}",
-                            f"{stats['std']:.4f}",
-                            stats["n"],
-                        ]
-                    )
+            for case in cases:
+                for test, entries in summary[case].items():
+                    if not tests or test in tests:
+                        writer.writerow(_row(metric, case, test, results[case][0], entries[metric]))
+    return path
+
+
+def _cell(entry: dict[str, Any]) -> str:
+    estimate, baseline = entry["estimate"], entry["baseline"]
+    star = "*" if estimate.low > baseline.high else ""
+    return f"{estimate.text()}{star} (baseline {baseline.text()})"
+
+
+def _table1(results: dict, summary: Summary, cases: list[str], out: Path) -> tuple[Path, Path]:
+    csv_path = _csv(out / "table1.csv", results, summary, cases, KINDS)
+    kinds = [k for k in KINDS if any(k in summary[c] for c in cases)]
     lines = []
     for metric in METRICS:
+        header = " | ".join(f"{k} 1–5 (seed 0) | {k}: mean [95 %] (baseline [95 %])" for k in kinds)
         lines += [
             f"**{METRIC_NAMES[metric]}**",
             "",
-            "| case | faces 1–5 | mean ± std (faces) | digits 1–5 | mean ± std (digits) |",
-            "|---|---|---|---|---|",
+            f"| case | {header} |",
+            "|---|" + "---|---|" * len(kinds),
         ]
-        for name in cases:
+        for case in cases:
             cells = []
-            for kind in ("faces", "digits"):
-                test = results[name]["tests"].get(kind)
-                if test is None:
+            for kind in kinds:
+                if kind not in summary[case]:
                     cells += ["–", "–"]
                     continue
-                stats = test["summary"][metric]
-                cells += [
-                    " ".join(f"{v:.4f}" for v in test["first"][metric]),
-                    f"{stats['mean']:.3f} ± {stats['std']:.3f} (n={stats['n']})",
-                ]
-            lines.append(f"| C#{name} | " + " | ".join(cells) + " |")
+                first = results[case][0]["tests"][kind]["metrics"][metric][:5]
+                cells += [" ".join(f"{v:.3f}" for v in first), _cell(summary[case][kind][metric])]
+            lines.append(f"| C#{case} | " + " | ".join(cells) + " |")
         lines.append("")
+    md_path = out / "table1.md"
     md_path.write_text("\n".join(lines))
     return csv_path, md_path
 
 
-def _case5_table(result: dict[str, Any] | None) -> list[str]:
-    if result is None:
+def _position_table(results: dict, summary: Summary, case: str, title: str) -> list[str]:
+    if case not in summary:
         return []
     lines = [
         "",
-        "## Case 5: shifted targets (mean PCC ± std over the held-out set)",
+        f"## {title}",
         "",
-        "| position | faces | digits |",
+        "| test | mean [95 %] (baseline [95 %]) | n images × seeds |",
         "|---|---|---|",
     ]
-    for position in ("", "-shift1", "-shift2"):
-        cells = [_mean_pcc(result, f"{kind}{position}") for kind in ("faces", "digits")]
-        lines.append(f"| {position.strip('-') or 'centre'} | " + " | ".join(cells) + " |")
+    for test, entries in summary[case].items():
+        estimate = entries["pcc"]["estimate"]
+        lines.append(f"| {test} | {_cell(entries['pcc'])} | {estimate.n_images} × {estimate.n_seeds} |")
     return lines
 
 
-def _si_table(result: dict[str, Any] | None) -> list[str]:
-    if result is None:
-        return []
+def _training_lines(results: dict, cases: dict, render_seconds: float) -> list[str]:
+    lines = [
+        "## Training",
+        "",
+        f"Rendering (all sets, all seeds, this invocation): {render_seconds:.0f} s.",
+        "",
+        "| case | training set | epochs per seed | best val Dice per seed (untrained) | train s |",
+        "|---|---|---|---|---|",
+    ]
+    for name, runs in results.items():
+        t = [run["training"] for run in runs]
+        shared = "" if t[0]["training_case"] == name else f" (run shared with case {t[0]['training_case']})"
+        dice = ", ".join(f"{x['best_val_dice']:.3f} ({x['untrained_val_dice']:.3f})" for x in t)
+        lines.append(
+            f"| {name} | {cases[name]['title']}{shared} | {', '.join(str(x['epochs']) for x in t)} | {dice} "
+            f"| {sum(x['seconds_training'] for x in t):.0f} |"
+        )
+    return lines
+
+
+# --- the probe -------------------------------------------------------------------------------------------
+
+
+def _probe_section(
+    results: dict, summary: Summary, out: Path, settings: dict
+) -> tuple[list[str], Path | None]:
+    scores = probe.probe_scores(results)
+    if not scores:
+        return [], None
+    cross, coverage_maps, coverage_scores = {}, {}, {}
+    for case in scores:
+        if case in probe.CORRELATED_CASES and (estimate := probe.cross_dataset_pcc(summary, case)):
+            cross[case] = estimate
+        path = out / "cases" / case / "coverage.npz"
+        if path.exists():
+            with np.load(path) as data:
+                coverage_maps[case] = data["superimposed"]
+                entropy = json.loads((out / "cases" / case / "case.json").read_text()).get("lit_entropy_bits")
+                coverage_scores[case] = probe.coverage_score(data["lit_fraction"], entropy or 0.0)
+    rho, n = probe.rank_correlation(
+        {c: s.mean for c, (_, s) in scores.items()}, {c: e.mean for c, e in cross.items()}
+    )
+    rho_cov, _ = probe.rank_correlation(coverage_scores, {c: e.mean for c, e in cross.items()})
+    figure = probe.probe_figure(
+        {c: m for c, (m, _) in scores.items()},
+        coverage_maps,
+        {c: s for c, (_, s) in scores.items()},
+        cross,
+        rho,
+        out / "probe.png",
+        title=f"Mapping probe (profile {settings['profile']['name']}): coverage, point response, prediction",
+    )
+    shown = lambda value: "n/a (fewer than 3 cases, or no spread)" if value is None else f"{value:.2f}"  # noqa: E731
     lines = [
         "",
-        "## SI: random placement (mean PCC ± std of digits at each position)",
+        "## The mapping probe: point responses against cross-dataset PCC",
         "",
-        "| position | digits |",
-        "|---|---|",
+        "Each network reconstructs one lit square in each cell of an 8×8 grid over its output window; the "
+        "probe score is the mean PCC of those point responses. Cross-dataset PCC: the mean PCC over the test "
+        "kinds the case was not trained on.",
+        "",
+        "| case | probe score [95 %] | cross-dataset PCC [95 %] | coverage score |",
+        "|---|---|---|---|",
     ]
-    for test in result["tests"]:
-        lines.append(f"| {test.removeprefix('digits-')} | {_mean_pcc(result, test)} |")
-    return lines
-
-
-def _mean_pcc(result: dict[str, Any], test: str) -> str:
-    if test not in result["tests"]:
-        return "–"
-    stats = result["tests"][test]["summary"]["pcc"]
-    return f"{stats['mean']:.3f} ± {stats['std']:.3f}"
-
-
-# --- trend checks ----------------------------------------------------------------------------------------
-
-
-def trend_checks(results: dict[str, dict[str, Any]]) -> list[tuple[str, bool | None, str]]:
-    """The paper's claims, each (claim, holds? — None when its cases were not run, details)."""
-
-    def pcc(case: str, test: str) -> float | None:
-        try:
-            return float(results[case]["tests"][test]["summary"]["pcc"]["mean"])
-        except KeyError:
-            return None
-
-    checks = []
-    faces = {c: pcc(c, "faces") for c in TABLE1_CASES}
-    ran = {c: v for c, v in faces.items() if v is not None}
-    if faces["1"] is not None and len(ran) > 1:
-        best = max(ran, key=ran.get)
-        checks.append(("face PCC is highest in case 1", best == "1", _values("faces", ran)))
-    else:
-        checks.append(("face PCC is highest in case 1", None, ""))
-    for low, highs in (("2", ("3",)), ("3", ("4a", "4b", "4c"))):
-        present = [h for h in highs if faces[h] is not None]
-        if faces[low] is None or not present:
-            checks.append((f"face PCC rises from case {low} to {'/'.join(highs)}", None, ""))
-            continue
-        holds = all(faces[h] > faces[low] for h in present)
-        shown = {c: faces[c] for c in (low, *present)}
-        checks.append(
-            (f"face PCC rises from case {low} to {'/'.join(present)}", holds, _values("faces", shown))
+    for case, (_, score) in scores.items():
+        lines.append(
+            f"| {case} | {score.text()} | {cross[case].text() if case in cross else '–'} "
+            f"| {coverage_scores.get(case, float('nan')):.3f} |"
         )
-    digits = {c: pcc(c, "digits") for c in ("2", "3", "4a", "4b", "4c")}
-    others = {c: v for c, v in digits.items() if c != "2" and v is not None}
-    if digits["2"] is not None and others:
-        holds = all(v >= 0.9 * digits["2"] for v in others.values())
-        detail = _values("digits", {"2": digits["2"], **others}) + " (threshold 0.9 × case 2)"
-        checks.append(("digit PCC stays high in cases 3–4c", holds, detail))
-    else:
-        checks.append(("digit PCC stays high in cases 3–4c", None, ""))
-    centre, shifted = (
-        pcc("5", "faces"),
-        [pcc("5", f"{k}-{s}") for k in ("faces", "digits") for s in ("shift1", "shift2")],
-    )
-    if centre is not None and None not in shifted:
-        holds = max(shifted) < 0.5 * centre
-        listed = ", ".join(f"{v:.3f}" for v in shifted)
-        detail = f"centre faces {centre:.3f}; shifted faces/digits {listed} (threshold ½ centre)"
-        checks.append(("case 5: shifted targets fail", holds, detail))
-    else:
-        checks.append(("case 5: shifted targets fail", None, ""))
-    si = {t: v["summary"]["pcc"]["mean"] for t, v in results.get("SI", {}).get("tests", {}).items()}
-    if si:
-        holds = min(si.values()) >= 0.8 * max(si.values())
-        checks.append(
-            (
-                "SI: random placement succeeds at every position",
-                holds,
-                _values("digits", si) + " (threshold 0.8 × best)",
-            )
-        )
-    else:
-        checks.append(("SI: random placement succeeds at every position", None, ""))
-    return checks
-
-
-def _values(kind: str, values: dict[str, float]) -> str:
-    return f"mean {kind} PCC " + ", ".join(f"{k}: {v:.3f}" for k, v in values.items())
-
-
-# --- figures ---------------------------------------------------------------------------------------------
-
-
-def _first(out: Path, name: str, test: str) -> dict[str, np.ndarray]:
-    with np.load(out / "cases" / name / "eval" / test / "first.npz") as data:
-        return {key: data[key] for key in data.files}
-
-
-def _frames(out: Path, result: dict[str, Any], test: str, count: int) -> np.ndarray:
-    with read_pairs(out / result["tests"][test]["pairs"]) as pairs:
-        frames = pairs.load_frames(pairs.complete_indices()[:count])
-    return frames / frames.mean(axis=(1, 2), keepdims=True)
-
-
-def _fig3(results: dict[str, dict[str, Any]], out: Path) -> Path | None:
-    cases = [c for c in TABLE1_CASES if c in results and {"faces", "digits"} <= set(results[c]["tests"])]
-    if not cases:
-        return None
-    reference = results[cases[0]]
-    truth = np.concatenate([_first(out, cases[0], kind)["truth"] for kind in ("faces", "digits")])
-    frames = np.concatenate([_frames(out, reference, kind, len(truth) // 2) for kind in ("faces", "digits")])
-    rows = [Row("GT", truth), Row("Pattern", frames, speckle=True)]
-    for name in cases:
-        images = np.concatenate([_first(out, name, kind)["reconstruction"] for kind in ("faces", "digits")])
-        notes = [
-            f"{v:.2f}" for kind in ("faces", "digits") for v in results[name]["tests"][kind]["first"]["pcc"]
-        ]
-        rows.append(Row(f"C#{name}", images, notes))
-    return image_grid(
-        rows, out / "fig3.png", title="Reconstructions of test faces and digits (PCC lower right)"
-    )
-
-
-def _fig4(result: dict[str, Any] | None, out: Path) -> Path | None:
-    if result is None:
-        return None
-    rows = []
-    for position in ("", "-shift1", "-shift2"):
-        label = position.strip("-") or "centre"
-        tests = [
-            f"{kind}{position}" for kind in ("faces", "digits") if f"{kind}{position}" in result["tests"]
-        ]
-        firsts = [_first(out, "5", test) for test in tests]
-        frames = np.concatenate([_frames(out, result, test, 3) for test in tests])
-        rows += [
-            Row(f"GT {label}", np.concatenate([f["truth"][:3] for f in firsts])),
-            Row(f"Pattern {label}", frames, speckle=True),
-            Row(
-                f"C#5 {label}",
-                np.concatenate([f["reconstruction"][:3] for f in firsts]),
-                [f"{v:.2f}" for test in tests for v in result["tests"][test]["first"]["pcc"][:3]],
-            ),
-        ]
-    return image_grid(
-        rows, out / "fig4-case5.png", title="Case 5: trained at the centre, tested at shifted positions"
-    )
-
-
-def _fig_s6(result: dict[str, Any] | None, out: Path) -> Path | None:
-    if result is None:
-        return None
-    tests = list(result["tests"])
-    firsts = [_first(out, "SI", test) for test in tests]
-    rows = [
-        Row("GT", np.stack([f["truth"][0] for f in firsts])),
-        Row("Pattern", np.concatenate([_frames(out, result, test, 1) for test in tests]), speckle=True),
-        Row(
-            "C#SI",
-            np.stack([f["reconstruction"][0] for f in firsts]),
-            [f"{result['tests'][t]['first']['pcc'][0]:.2f}" for t in tests],
-        ),
+    lines += [
+        "",
+        f"Spearman rank correlation across {n} cases, probe score vs cross-dataset PCC: **{shown(rho)}**; "
+        f"training-set coverage score vs cross-dataset PCC: {shown(rho_cov)}.",
     ]
-    return image_grid(
-        rows,
-        out / "figS6-si.png",
-        title="SI: digits placed at random in training; one digit at 4 positions",
-        column_titles=tests,
-    )
+    return lines, figure
 
 
 def _settings_text(settings: dict[str, Any]) -> str:
@@ -340,15 +282,20 @@ def _settings_text(settings: dict[str, Any]) -> str:
         settings["data_dir"]
         or "embedded low-resolution stand-ins (scikit-learn digits, scikit-image LFW subset)"
     )
+    science = (
+        ""
+        if profile["name"] == "paper"
+        else f" **Profile `{profile['name']}`: a scaled-down run, not the paper's.**"
+    )
     return (
         f"Profile **{profile['name']}**: U-Net depth {model['depth']}, base width {model['base_width']}, "
         f"{model['kernel_size']}×{model['kernel_size']} kernels, {model['resolution_px']}² output from "
         f"{model['frame_px']}² speckle; Adam {profile['learning_rate']:g}, batch {profile['batch_size']}, "
         f"≤ {profile['max_epochs']} epochs, early stopping on validation Dice "
-        f"(patience {profile['patience']}). "
-        f"{settings['n_train']} training targets per case, "
-        f"{settings['n_test']} held-out test images per kind; "
-        f"seed {settings['seed']}; data: {data}; speckle from the optical twin "
-        f"({settings['twin']['fidelity']} fidelity, {settings['twin']['diffuser']} diffuser).\n\n"
+        f"(patience {profile['patience']}). {settings['n_train']} training targets per case, "
+        f"{settings['n_test']} held-out test images per kind; {settings.get('seeds', 1)} seed(s) from "
+        f"{settings['seed']} (each: another diffuser and other initial weights); data: {data}; speckle from "
+        f"the optical twin ({settings['twin']['fidelity']} fidelity, {settings['twin']['diffuser']} "
+        f"diffuser).{science}\n\n"
         f"Settings: `{json.dumps({k: v for k, v in settings.items() if k != 'twin'}, sort_keys=True)}`"
     )

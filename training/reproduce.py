@@ -1,23 +1,30 @@
-"""Every case of the paper end to end: targets → twin → train → export → evaluate → report.
+"""Every case of the paper end to end: targets → twin → train → export → evaluate → report, over seeds.
 
-``reproduce(Options(profile, out_dir, data_dir=...))`` runs the cases in the paper's order and writes,
-under ``out_dir``::
+``reproduce(Options(profile, out_dir, data_dir=..., seeds=N))`` runs the cases in the paper's order,
+each N times — seed k draws the diffuser (twin seed ``seed + k``) and the initial weights (profile seed
+``profile.seed + k``) anew and keeps the datasets and test images — and writes, under ``out_dir``::
 
     settings.json             what this report was made with (a rerun must match, or it is refused)
-    targets/<key>.h5          every target set, content-addressed (``key`` = SHA-256 of canvases,
-    pairs/<key>.h5            truth windows and twin): sets shared between cases (the test faces and
-                              digits, case 5's training faces = case 1's) are rendered once
-    runs/<key>-<profile>/     training runs (cases with identical training pairs share one)
-    models/case<N>.onnx       the exported models
-    cases/<N>/analysis/       the training set's analysis figures (Fig. 1b, Figs. S1–S4)
-    cases/<N>/eval/<test>/    metrics.csv, summary.json, examples.png, first.npz per test set
-    cases/<N>/result.json     written last: a case with it is finished and skipped on a rerun
-    report.md, table1.csv, table1.md, fig3.png, fig4-case5.png, figS6-si.png   (:mod:`.report`)
+    targets/<split>-<key>.h5  every target set, content-addressed (``key`` = SHA-256 of canvases and
+                              truth windows): sets shared between cases are written once
+    pairs/<split>-<key>-t<twin>.h5   their speckle through the twin of each seed, rendered once
+    runs/<pairs>-<profile>-w<weights seed>/   training runs (case 5 trains on case 1's set: one run)
+    models/case<N>-seed<k>.onnx        the exported models
+    cases/<N>/case.json, coverage.npz, analysis/   the training set's coverage and analysis figures
+    cases/<N>/seed<k>/eval/<test>/     metrics.csv, summary.json, examples.png, first.npz per test set
+    cases/<N>/seed<k>/probe.npz        the point responses of the mapping probe (:mod:`.probe`)
+    cases/<N>/seed<k>/result.json      written last: a case × seed with it is finished and skipped
+    report.md, table1.csv, table1.md, figures      (:mod:`.report`)
 
-Interrupted anywhere, the same command continues: finished cases are skipped, a partly rendered pairs
-file is completed (:func:`specklenet.training.simulate.simulate` resumes), a training run resumes from
-its last whole epoch. Every case starts from the same initial weights (the profile's seed).
-Not thread-safe; one reproduction per ``out_dir`` at a time.
+The work is planned as two lists of independent task descriptions (:mod:`.tasks`): render every target
+set through every seed's twin, then train and evaluate each training set × seed. ``reproduce`` hands
+each list to an executor (``executor(tasks, function) -> results``; :func:`~.tasks.run_local` by
+default, one after another), so another executor can run them in parallel elsewhere.
+
+Interrupted anywhere, the same command continues: finished case × seed results are kept, a partly
+rendered pairs file is completed (:func:`specklenet.training.simulate.simulate` resumes), a training
+run resumes from its last whole epoch. ``--seeds`` may grow between runs (seed k's work does not depend
+on N). Not thread-safe; one reproduction per ``out_dir`` at a time.
 """
 
 from __future__ import annotations
@@ -26,8 +33,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,14 +43,19 @@ from specklenet.daemon.errors import ConfigError
 from specklenet.daemon.records import Targets, write_targets
 from specklenet.daemon.twin import Twin, TwinConfig
 from specklenet.training import analysis
-from specklenet.training.cases import CASES, TABLE1_COUNT, build_case
-from specklenet.training.evaluate import Reconstructor, evaluate, write_evaluation
-from specklenet.training.export import export_onnx
-from specklenet.training.pairdata import load_pairs
+from specklenet.training.cases import CASES, build_case
 from specklenet.training.profiles import Profile
 from specklenet.training.report import Report, write_report
-from specklenet.training.simulate import simulate
-from specklenet.training.train import fit
+from specklenet.training.tasks import (
+    CaseTests,
+    Context,
+    Executor,
+    RenderTask,
+    TrainTask,
+    run_local,
+    run_render,
+    run_train,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -60,7 +70,9 @@ class Options:
         data_dir: folder with ``mnist/`` and ``lfw/``; None uses the embedded low-resolution stand-ins.
         cases: a subset of the case names, in any order (None: all, in the paper's order).
         n_train, n_test: override the profile's training targets per case and test images per kind.
-        seed: dataset split, twin screens and camera noise.
+        seed: dataset split and draws; the first seed's twin screens and camera noise.
+        seeds: independent repetitions: seed k uses the twin seed ``seed + k`` (another diffuser) and
+            initial weights ``profile.seed + k``, on the same targets and test images.
         device: torch device for training (None: CUDA when present); the twin follows suit.
         progress: show progress bars.
         twin: the optical twin's configuration.
@@ -73,6 +85,7 @@ class Options:
     n_train: int | None = None
     n_test: int | None = None
     seed: int = 0
+    seeds: int = 1
     device: str | None = None
     progress: bool = True
     twin: TwinConfig = field(default_factory=TwinConfig)
@@ -86,7 +99,7 @@ class Options:
         return [name for name in CASES if name in self.cases]
 
     def settings(self) -> dict[str, Any]:
-        """What makes two reproductions comparable (the cases run may grow between calls)."""
+        """What makes two reproductions comparable (the cases and seeds run may grow between calls)."""
         return {
             "profile": self.profile.to_dict(),
             "data_dir": str(self.data_dir.resolve()) if self.data_dir else None,
@@ -97,138 +110,126 @@ class Options:
         }
 
 
-def reproduce(options: Options) -> Report:
-    """Run the requested cases (skipping finished ones) and write the report; see the module docstring."""
+@dataclass(frozen=True)
+class Plan:
+    """The reproduction's work: render tasks, then train tasks (see :mod:`.tasks`), and per case its
+    title and training-set coverage line."""
+
+    render: list[RenderTask]
+    train: list[TrainTask]
+    cases: dict[str, dict[str, Any]]
+
+
+def reproduce(options: Options, executor: Executor = run_local) -> Report:
+    """Plan, render, train and evaluate (skipping finished work), then write the report."""
+    work = plan(options)
+    rendered = executor(work.render, run_render)
+    trained = executor(work.train, run_train)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in work.cases}
+    for task, outcome in zip(work.train, trained, strict=True):
+        for case_tests in task.cases:
+            results[case_tests.case].append(outcome[case_tests.case])
+    for runs in results.values():
+        runs.sort(key=lambda result: result["seed_index"])
+    settings = {**options.settings(), "seeds": options.seeds}
+    seconds = sum(r["seconds"] for r in rendered)
+    return write_report(results, work.cases, Path(options.out_dir), settings, render_seconds=seconds)
+
+
+def plan(options: Options) -> Plan:
+    """Write every case's targets files and training-set analysis; list the tasks that remain."""
+    if options.seeds < 1:
+        raise ConfigError(f"seeds: must be >= 1, got {options.seeds}")
     out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out / "settings.json", options.settings())
-    names = options.case_names()
-    twin = Twin(options.twin, seed=options.seed)
-    results = {}
-    for number, name in enumerate(names, 1):
-        _logger.info("case %s (%d of %d)", name, number, len(names))
-        results[name] = _run_case(name, options, twin, out)
-    return write_report(results, out, options.settings())
-
-
-def _run_case(name: str, options: Options, twin: Twin, out: Path) -> dict[str, Any]:
-    case_dir = out / "cases" / name
-    result_path = case_dir / "result.json"
-    if result_path.exists():
-        _logger.info("case %s: finished earlier, skipped (delete %s to redo it)", name, result_path)
-        return json.loads(result_path.read_text())
     settings = options.settings()
-    data = build_case(
-        name,
-        data_dir=options.data_dir,
-        seed=options.seed,
-        n_train=settings["n_train"],
-        n_test=settings["n_test"],
-        progress=options.progress,
-    )
-    coverage = analysis.coverage(data.train).summary(f"case {name}")
-    analysis.write_figures(data.train, case_dir / "analysis", f"case{name}")
-    _logger.info("%s", coverage)
-
-    started = time.perf_counter()
-    train_pairs = _simulated(data.train, out, twin, options)
-    simulated = time.perf_counter()
-    profile = options.profile
-    run_dir = out / "runs" / f"{Path(train_pairs).stem}-{profile.name}"
-    pairs = load_pairs(train_pairs, output_px=profile.model.resolution_px)
-    fitted = fit(pairs, profile, run_dir, device=options.device, progress=options.progress)
-    del pairs
-    trained = time.perf_counter()
-    model_path = out / "models" / f"case{name}.onnx"
-    export_onnx(run_dir, model_path, case=name)
-    reconstructor = Reconstructor(model_path)
-    tests = {}
-    for test_name, targets in data.tests.items():
-        test_pairs = _simulated(targets, out, twin, options)
-        evaluation = evaluate(reconstructor, test_pairs, name=test_name)
-        folder = case_dir / "eval" / test_name
-        write_evaluation(evaluation, folder)
-        first = slice(0, TABLE1_COUNT)
-        np.savez_compressed(
-            folder / "first.npz",
-            truth=evaluation.truth[first],
-            reconstruction=evaluation.reconstruction[first],
+    context = Context(str(out), options.profile, options.twin, options.device, options.progress)
+    cases: dict[str, dict[str, Any]] = {}
+    sets: dict[str, dict[str, Any]] = {}  # case → {"train": path, "tests": {name: path}, "probe": path}
+    for name in options.case_names():
+        data = build_case(
+            name,
+            data_dir=options.data_dir,
+            seed=options.seed,
+            n_train=settings["n_train"],
+            n_test=settings["n_test"],
+            progress=options.progress,
         )
-        tests[test_name] = {
-            "pairs": str(Path(test_pairs).relative_to(out)),
-            "summary": evaluation.summary(),
-            "first": {metric: values[first].tolist() for metric, values in evaluation.metrics.items()},
-            "labels": evaluation.labels[first].tolist(),
+        cases[name] = _describe_case(data.train, data.case.title, out / "cases" / name)
+        sets[name] = {
+            "train": _written(data.train, out),
+            "tests": {test: _written(targets, out) for test, targets in data.tests.items()},
+            "probe": _written(data.probe, out),
         }
-    result = {
-        "case": name,
-        "title": data.case.title,
-        "model": str(model_path.relative_to(out)),
-        "run": str(run_dir.relative_to(out)),
-        "coverage": coverage,
-        "training": {
-            "stopped": fitted.stopped,
-            "epochs": fitted.epochs,
-            "best_epoch": fitted.best_epoch,
-            "best_val_dice": fitted.best_val_dice,
-            "untrained_val_dice": fitted.untrained_val_dice,
-            "training_case": _run_case_label(run_dir),
-            "seconds_simulating": round(simulated - started, 1),
-            "seconds_training": round(trained - simulated, 1),
-        },
-        "tests": tests,
-    }
-    partial = result_path.with_name("result.json.partial")
-    partial.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(partial, result_path)
-    _logger.info(
-        "case %s: done (%s)",
-        name,
-        ", ".join(f"{k} PCC {v['summary']['pcc']['mean']:.3f}" for k, v in tests.items()),
+    render: dict[str, RenderTask] = {}
+    train: list[TrainTask] = []
+    for k in range(options.seeds):
+        twin_seed = options.seed + k
+        suffix = _twin_key(Twin(options.twin, seed=twin_seed))
+
+        def pairs(targets: str, twin_seed: int = twin_seed, suffix: str = suffix) -> str:
+            path = f"pairs/{Path(targets).stem}-t{suffix}.h5"
+            render.setdefault(path, RenderTask(context, targets, path, twin_seed))
+            return path
+
+        groups: dict[str, list[CaseTests]] = {}
+        for name, paths in sets.items():
+            case_tests = CaseTests(
+                name,
+                {test: pairs(path) for test, path in paths["tests"].items()},
+                pairs(paths["probe"]),
+                f"cases/{name}/seed{k}",
+            )
+            groups.setdefault(pairs(paths["train"]), []).append(case_tests)
+        for train_pairs, members in groups.items():
+            train.append(TrainTask(context, k, options.profile.seed + k, train_pairs, tuple(members)))
+    return Plan(list(render.values()), train, cases)
+
+
+def _describe_case(train: Targets, title: str, folder: Path) -> dict[str, Any]:
+    """case.json (title, coverage line) and coverage.npz (Fig. 1b III, lit fraction) of a training set."""
+    folder.mkdir(parents=True, exist_ok=True)
+    described = folder / "case.json"
+    if described.exists():
+        return json.loads(described.read_text())
+    covered = analysis.coverage(train)
+    summary = covered.summary(f"case {train.case}")
+    analysis.write_figures(train, folder / "analysis", f"case{train.case}")
+    window = analysis.window(train)
+    np.savez_compressed(
+        folder / "coverage.npz",
+        superimposed=analysis.superimposed(train),
+        lit_fraction=(window > 0).mean(axis=0),
     )
-    return result
+    _logger.info("%s", summary)
+    info = {
+        "case": train.case,
+        "title": title,
+        "coverage": summary,
+        "lit_entropy_bits": covered.lit_grey_entropy_bits,
+    }
+    described.write_text(json.dumps(info, indent=2) + "\n")
+    return info
 
 
-def _simulated(targets: Targets, out: Path, twin: Twin, options: Options) -> Path:
-    """The pairs file of ``targets`` through ``twin``, rendered (or completed) unless already there."""
-    key = _key(targets, twin)
-    targets_path = out / "targets" / f"{key}.h5"
-    pairs_path = out / "pairs" / f"{key}.h5"
-    if not targets_path.exists():
-        targets_path.parent.mkdir(parents=True, exist_ok=True)
-        write_targets(targets_path, targets)
-    pairs_path.parent.mkdir(parents=True, exist_ok=True)
-    device = "cpu" if options.device == "cpu" else "auto"
-    result = simulate(targets_path, pairs_path, twin, device=device, progress=options.progress)
-    if result.rendered:
-        _logger.info(
-            "%s (%s, %d targets): %d frames rendered in %.0f s",
-            pairs_path.name,
-            targets.split,
-            len(targets),
-            result.rendered,
-            result.seconds,
-        )
-    return pairs_path
-
-
-def _key(targets: Targets, twin: Twin) -> str:
-    """Content address of a target set as rendered by ``twin``: split name + 16 hex digits."""
+def _written(targets: Targets, out: Path) -> str:
+    """The content-addressed targets file of ``targets`` (written unless there), relative to ``out``."""
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(targets.canvases).tobytes())
     digest.update(np.ascontiguousarray(targets.ground_truth()).tobytes())  # truth windows matter too
     digest.update(repr(targets.output_window).encode())
+    relative = f"targets/{targets.split}-{digest.hexdigest()[:16]}.h5"
+    if not (out / relative).exists():
+        (out / relative).parent.mkdir(parents=True, exist_ok=True)
+        write_targets(out / relative, targets)
+    return relative
+
+
+def _twin_key(twin: Twin) -> str:
+    """12 hex digits identifying the twin's configuration and seed (not the package version)."""
     description = {k: v for k, v in twin.describe().items() if k != "package_version"}
-    digest.update(json.dumps(description, sort_keys=True, default=str).encode())
-    return f"{targets.split}-{digest.hexdigest()[:16]}"
-
-
-def _run_case_label(run_dir: Path) -> str:
-    """The case whose targets the run's pairs file was made from (differs when cases share a run)."""
-    import torch
-
-    checkpoint = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
-    return str(checkpoint["data"]["case"])
+    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _check_settings(path: Path, settings: dict[str, Any]) -> None:
