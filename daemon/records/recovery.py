@@ -192,5 +192,5 @@ def _command(pid: int) -> str:
         raw = (_PROC / str(pid) / "cmdline").read_bytes()
     except OSError:
         return ""
-    command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    command = " ".join(raw.decode(errors="replace").split())  # arguments and line breaks: one line
     return command if len(command) <= 80 else command[:77] + "..."
