@@ -68,17 +68,23 @@ class FrameCodec:
         means = frame.astype(np.float32, copy=False)
         if self.version < 2:
             return means
-        sums = means * np.float32(self.binning * self.binning)
-        low, high = float(sums.min(initial=0.0)), float(sums.max(initial=0.0))
-        if not (low >= 0.0 and high <= np.iinfo(SUM_DTYPE).max):  # also catches NaN
-            bad = np.flatnonzero(~((sums >= 0) & (sums <= np.iinfo(SUM_DTYPE).max)))[0]
-            raise ValueError(self._explain(means, sums, int(bad), "outside 0..65535"))
-        stored = np.rint(sums).astype(SUM_DTYPE)
-        back = self.decode(stored)
-        if not np.array_equal(back, means):
-            bad = int(np.flatnonzero(back.ravel() != means.ravel())[0])
-            raise ValueError(self._explain(means, sums, bad, "not a whole number"))
-        return stored
+        area = self.binning * self.binning
+        sums = means * np.float32(area)
+        exact_scale = area & (area - 1) == 0  # a power of two: scaling by it and by 1/area is exact
+        with np.errstate(invalid="ignore"):  # NaN and out-of-range values: caught by the check below
+            stored = (sums if exact_scale else np.rint(sums)).astype(SUM_DTYPE)
+        # Whole numbers in range survive the cast unchanged; with an exact scale that is all it takes
+        # for the stored sums to read back as ``means``, otherwise decode and compare.
+        if exact_scale and np.array_equal(stored, sums):
+            return stored
+        if not exact_scale and np.array_equal(self.decode(stored), means):
+            return stored
+        top = np.iinfo(SUM_DTYPE).max
+        outside = np.flatnonzero(~((sums >= 0) & (sums <= top)))
+        if outside.size:
+            raise ValueError(self._explain(means, sums, int(outside[0]), "outside 0..65535"))
+        bad = int(np.flatnonzero(self.decode(stored).ravel() != means.ravel())[0])
+        raise ValueError(self._explain(means, sums, bad, "not a whole number"))
 
     def decode(self, stored: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """float32 mean counts of ``stored`` frames (any shape), into ``out`` when given."""
