@@ -83,6 +83,17 @@ def main() -> None:
             fancy = len(wanted) / (time.perf_counter() - start)
         show("load_frames, random half", direct, f"{direct / fancy:.1f}× h5py fancy indexing")
         show("h5py fancy indexing (sorted)", fancy, "")
+        with read_pairs(base / "each.h5") as pairs:
+            codec = pairs.codec
+        start = time.perf_counter()
+        for frame in frames:
+            codec.encode(frame)
+        encode = len(frames) / (time.perf_counter() - start)
+        show(
+            "frame check + uint16 encoding",
+            encode,
+            f"{1e3 / encode:.3f} ms of {1e3 / each:.2f} ms per commit",
+        )
 
 
 def show(what: str, rate: float, ratio: str) -> None:
