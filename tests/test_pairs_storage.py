@@ -96,7 +96,8 @@ def test_camera_timestamps_are_stored_and_minus_one_when_absent(tmp_path: Path) 
     path = tmp_path / "p.h5"
     with PairsWriter.create(path, targets(3), source="hardware", acquisition={}) as writer:
         writer.write(0, frames[0], frame_id=5, timestamp_ns=100, camera_timestamp_ns=42_000)
-        writer.write(2, frames[2], frame_id=6, timestamp_ns=200)
+        writer.write(2, frames[2], frame_id=6, timestamp_ns=200, camera_timestamp_ns=7)
+        writer.write(2, frames[2], frame_id=6, timestamp_ns=200)  # re-recorded without one
     with read_pairs(path) as pairs:
         np.testing.assert_array_equal(pairs.camera_timestamp_ns, [42_000, -1, -1])
         np.testing.assert_array_equal(pairs.timestamp_ns, [100, -1, 200])

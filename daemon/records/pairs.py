@@ -72,6 +72,9 @@ class PairsWriter:
         self._timestamp_ns = file["timestamp_ns"]
         # Version 1 files have no camera timestamps: they are resumed in their own layout, without.
         self._camera_timestamp_ns = file.get("camera_timestamp_ns")
+        # What the file holds, so a camera that gives no timestamps costs no per-frame write or flush.
+        self._camera_times = None if self._camera_timestamp_ns is None else self._camera_timestamp_ns[:]
+        self._camera_times_dirty = False
         self._camera_time_dropped = False
         self._complete = file["complete"]
         self._written = self._complete[:].astype(bool)  # committed, or pending in this writer
@@ -224,9 +227,11 @@ class PairsWriter:
         """Commit pending frames: flush their data, then set and flush their ``complete`` flags."""
         if self._file is None or not self._pending:
             return
-        for dataset in (self._frames, self._frame_id, self._timestamp_ns, self._camera_timestamp_ns):
-            if dataset is not None:
-                dataset.flush()
+        for dataset in (self._frames, self._frame_id, self._timestamp_ns):
+            dataset.flush()
+        if self._camera_times_dirty:
+            self._camera_timestamp_ns.flush()
+            self._camera_times_dirty = False
         pending = np.sort(np.fromiter(self._pending, np.int64, len(self._pending)))
         if len(pending) == 1:
             self._complete[int(pending[0])] = 1
@@ -289,8 +294,11 @@ class PairsWriter:
 
     def _write_camera_time(self, index: int, camera_timestamp_ns: int | None) -> None:
         value = -1 if camera_timestamp_ns is None else int(camera_timestamp_ns)
-        if self._camera_timestamp_ns is not None:
-            self._camera_timestamp_ns[index] = value
+        if self._camera_times is not None:
+            if self._camera_times[index] != value:
+                self._camera_timestamp_ns[index] = value
+                self._camera_times[index] = value
+                self._camera_times_dirty = True
         elif value != -1 and not self._camera_time_dropped:
             self._camera_time_dropped = True
             _logger.warning("%s: a version 1 file has no camera timestamps; not recording them", self.path)
