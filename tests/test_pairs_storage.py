@@ -156,3 +156,19 @@ def test_twin_frames_are_whole_binned_sums_and_record_exactly(tmp_path: Path) ->
             writer.write(index, frame, frame_id=index, timestamp_ns=0)
     with read_pairs(path) as pairs:
         assert pairs.load_frames().tobytes() == np.asarray(frames, np.float32).tobytes()
+
+
+def test_an_old_float32_file_left_by_a_crash_is_recovered_in_its_own_layout(tmp_path: Path) -> None:
+    from test_pairs_resume import crash  # a resumed writer that commits index 2, then dies of SIGKILL
+
+    frames = camera_frames(4)
+    path = tmp_path / "old.h5"
+    write_old_format(path, frames)
+    with h5py.File(path, "r+") as file:
+        file["complete"][2:] = 0
+    crash(path)
+    with PairsWriter.resume(path) as writer:
+        assert writer.missing().tolist() in ([3], [2, 3])
+    with read_pairs(path) as pairs:
+        assert pairs.version == 1 and pairs.frames.dataset.dtype == np.float32
+        assert pairs.load_frames([0, 1]).tobytes() == frames[:2].tobytes()

@@ -232,7 +232,12 @@ class AlpDmd(Dmd):
         self._call("Run", self._alp.Run, ident, loop)
         run = _Run(sequence, loop)
         if loop:  # read at once: an iteration lasts at least len(sequence) picture times (>= 3.4 ms)
-            run.counter_at_start = self._read_progress()["nSequenceCounter"]
+            try:
+                run.counter_at_start = self._read_progress()["nSequenceCounter"]
+            except BaseException:
+                with contextlib.suppress(DeviceError):  # not left looping with nobody to halt it
+                    self._call("Halt", self._alp.Halt)
+                raise
         self._run = run
 
     def _do_progress(self, sequence: Sequence) -> DmdProgress:
