@@ -1,11 +1,13 @@
 """Pairs-file throughput: recording rate (the bench needs well over 150 frames/s) and training reads.
 
-Measured side by side in one run, on the same 256×256 float32 frames:
+Measured side by side in one run, on the same 256×256 frames of float32 binned mean counts (as the
+camera delivers them; the writer stores them as uint16 binned sums):
   * PairsWriter, every frame committed (the default: data flush, then complete flag flush);
   * PairsWriter, frames committed in batches every 0.1 s;
   * plain h5py writes of the same dataset without SWMR or flushes (fast, but loses everything on
     SIGKILL: the reference point for what crash safety costs);
-  * reading a random half of the frames with Pairs.load_frames vs h5py fancy indexing.
+  * reading a random half of the frames with Pairs.load_frames vs h5py fancy indexing;
+  * the file size per frame against float32 storage.
 
 Usage: python benchmarks/records.py [--frames 2000] [--dir /tmp]
 """
@@ -50,8 +52,10 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary folder)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    # A few distinct frames cycled: generating 2000 random frames would dominate the run.
-    distinct = (rng.random((16, 256, 256), dtype=np.float32) * 4000).astype(np.float32)
+    # A few distinct frames cycled: generating 2000 random frames would dominate the run. Camera
+    # frames: 4×4 binned sums of 12-bit pixels, handed over as means (sum / 16).
+    sums = rng.integers(16 * 16, 16 * 4095, (16, 256, 256))
+    distinct = sums.astype(np.float32) * np.float32(1 / 16)
     frames = distinct[np.arange(args.frames) % 16]
     targets = Targets.from_canvases(np.zeros((args.frames, 128, 128), np.uint8))
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
@@ -60,6 +64,12 @@ def main() -> None:
         batched = record(base / "batched.h5", targets, frames, 0.1)
         unsafe = plain(base / "plain.h5", frames)
         print(f"{args.frames} frames of 256×256 float32 ({frames[0].nbytes / 2**10:.0f} KiB each)")
+        stored = (base / "each.h5").stat().st_size / args.frames
+        as_float = (base / "plain.h5").stat().st_size / args.frames
+        print(
+            f"{'file size per frame':<32}: {stored / 2**10:7.1f} KiB  "
+            f"{stored / as_float:.2f}× float32 storage ({as_float / 2**10:.1f} KiB)"
+        )
         show("PairsWriter, commit every frame", each, f"{each / 150:.1f}× the 150 fps the bench needs")
         show("PairsWriter, commit every 0.1 s", batched, f"{batched / each:.2f}× per-frame commits")
         show("plain h5py, no SWMR, no flush", unsafe, f"{unsafe / each:.2f}× per-frame commits")
@@ -69,10 +79,21 @@ def main() -> None:
             pairs.load_frames(wanted)
             direct = len(wanted) / (time.perf_counter() - start)
             start = time.perf_counter()
-            pairs.frames[np.sort(wanted)]
+            pairs.frames.dataset[np.sort(wanted)]  # raw h5py, without decoding
             fancy = len(wanted) / (time.perf_counter() - start)
         show("load_frames, random half", direct, f"{direct / fancy:.1f}× h5py fancy indexing")
         show("h5py fancy indexing (sorted)", fancy, "")
+        with read_pairs(base / "each.h5") as pairs:
+            codec = pairs.codec
+        start = time.perf_counter()
+        for frame in frames:
+            codec.encode(frame)
+        encode = len(frames) / (time.perf_counter() - start)
+        show(
+            "frame check + uint16 encoding",
+            encode,
+            f"{1e3 / encode:.3f} ms of {1e3 / each:.2f} ms per commit",
+        )
 
 
 def show(what: str, rate: float, ratio: str) -> None:

@@ -10,14 +10,20 @@
  *     ALP_PARM_INVALID;
  *   - AlpProjStart runs a timer thread that shows each picture at its picture time, once per
  *     ALP_SEQ_REPEAT iteration, and raises the synch output (a callback, see FakeAlpSetSyncCallback);
- *     AlpProjWait blocks until done; AlpDevHalt/AlpProjHalt stop at once;
+ *     AlpProjStartCont shows the sequence over and over, a synch edge per picture, until halted;
+ *     AlpProjWait blocks until done (for ever in loop mode); AlpDevHalt/AlpProjHalt stop at once;
  *   - freeing a running sequence or the device while projecting -> ALP_NOT_IDLE; AlpSeqPut into the
  *     running sequence -> ALP_SEQ_IN_USE;
  *   - AlpSeqPut keeps the caller's pointer and reads the picture when it is displayed, like a DMA
  *     engine: a caller that frees its buffer early shows garbage (or crashes) - the adapter must keep
  *     uploaded buffers alive while the device uses them;
  *   - device removal (FakeAlpSetRemoved): every call then returns ALP_DEVICE_REMOVED and projection stops;
- *   - AlpProjInquireEx(ALP_PROJ_PROGRESS) fills nine packed 32-bit fields (the Windows header's layout).
+ *   - AlpProjInquireEx(ALP_PROJ_PROGRESS) fills nine fields, 32-bit (the Windows header's layout, 36
+ *     bytes, the default) or 64-bit (unsigned long on LP64 Linux, 72 bytes: FakeAlpSetProgressLayout),
+ *     so a test can check that the caller's buffer holds what the library writes
+ *     (FakeAlpProgressBytes). nFrameCounter = pictures left in the current iteration, nSequenceCounter
+ *     = iterations left (counting down from ALP_SEQ_REPEAT, wrapping below 0 in loop mode, with
+ *     nSequenceCounterUnderflow then set); both change together when a picture begins.
  *
  * Calling convention: ALP4lib passes Python ints (C int), c_long and c_ulong (8 bytes on Linux) without
  * argtypes. Integer arguments are therefore read as int32_t - the low half of each 64-bit register or
@@ -68,10 +74,7 @@ typedef struct {
     const uint8_t **pictures; /* caller's memory, read at display time */
 } sequence_t;
 
-typedef struct {
-    uint32_t CurrentQueueId, SequenceId, nWaitingSequences, nSequenceCounter, nSequenceCounterUnderflow,
-        nFrameCounter, nPictureTime, nFramesPerSubSequence, nFlags;
-} __attribute__((packed)) progress_t;
+enum { PROGRESS_FIELDS = 9, ALP_FLAG_QUEUE_IDLE = 1, ALP_FLAG_SEQUENCE_INDEFINITE = 4, ALP_FLAG_FRAME_FINISHED = 8 };
 
 typedef void (*sync_callback_t)(int32_t sequence, int32_t picture, uint64_t checksum, int64_t time_ns);
 
@@ -84,9 +87,11 @@ static struct {
     sequence_t seq[MAX_SEQUENCES + 1];
     int64_t memory_used;
     /* projection */
-    int active, halt, thread_live;
+    int active, halt, thread_live, continuous;
     pthread_t thread;
-    int32_t running, frames_left, iterations_done;
+    int32_t running, frames_left;
+    int64_t iterations_done;
+    int32_t progress_field_bytes; /* 4 (default) or 8 */
     /* display log */
     int64_t shown;
     int32_t log_seq[MAX_LOG], log_picture[MAX_LOG];
@@ -153,7 +158,7 @@ static void *project(void *unused) {
     int32_t id = S.running;
     sequence_t *q = &S.seq[id];
     int64_t period = (int64_t)q->picture_time * 1000, due = now_ns();
-    for (int32_t iteration = 0; iteration < q->repeat; iteration++) {
+    for (int64_t iteration = 0; S.continuous || iteration < q->repeat; iteration++) {
         for (int32_t k = q->first; k <= q->last; k++) {
             struct timespec until = {due / 1000000000LL, due % 1000000000LL};
             while (!S.halt && !S.removed && now_ns() < due) pthread_cond_timedwait(&changed, &lock, &until);
@@ -166,15 +171,16 @@ static void *project(void *unused) {
                 S.log_time_ns[S.shown] = due;
             }
             S.shown++;
-            S.frames_left = q->last - k;
+            S.frames_left = q->last - k; /* with the iteration count: progress reads them together */
+            S.iterations_done = iteration;
             sync_callback_t callback = S.callback;
             pthread_mutex_unlock(&lock); /* the synch output: the camera side runs unlocked */
             if (callback) callback(id, k, sum, due);
             pthread_mutex_lock(&lock);
             due += period;
         }
-        S.iterations_done++;
     }
+    S.iterations_done = q->repeat;
     /* The last picture stays on for its picture time before the device counts as idle. */
     {
         struct timespec until = {due / 1000000000LL, due % 1000000000LL};
@@ -439,7 +445,6 @@ static long start(const char *function, int32_t device, int32_t sequence, int co
     sequence_t *q = rc == ALP_OK ? find(sequence) : NULL;
     if (rc == ALP_OK && !q) rc = ALP_PARM_INVALID;
     if (rc == ALP_OK && S.active) rc = ALP_NOT_IDLE;
-    if (rc == ALP_OK && continuous) rc = ALP_PARM_INVALID; /* endless display is of no use to a recording */
     if (rc == ALP_OK) {
         if (S.thread_live) { /* finished: reap it */
             pthread_mutex_unlock(&lock);
@@ -450,6 +455,7 @@ static long start(const char *function, int32_t device, int32_t sequence, int co
         S.running = sequence;
         S.active = 1;
         S.halt = 0;
+        S.continuous = continuous;
         S.frames_left = q->last - q->first + 1;
         S.iterations_done = 0;
         S.thread_live = pthread_create(&S.thread, NULL, project, NULL) == 0;
@@ -515,19 +521,34 @@ EXPORT long AlpProjInquire(int32_t device, int32_t type, int32_t *value) {
     return rc;
 }
 
-EXPORT long AlpProjInquireEx(int32_t device, int32_t type, progress_t *progress) {
+static int32_t progress_field_bytes(void) { return S.progress_field_bytes == 8 ? 8 : 4; }
+
+EXPORT long AlpProjInquireEx(int32_t device, int32_t type, void *progress) {
     pthread_mutex_lock(&lock);
     long rc = enter("AlpProjInquireEx", device);
     if (rc == ALP_OK && type != ALP_PROJ_PROGRESS) rc = ALP_PARM_INVALID;
     if (rc == ALP_OK) {
         sequence_t *q = find(S.running);
-        memset(progress, 0, sizeof *progress);
-        progress->SequenceId = (uint32_t)S.running;
-        progress->nSequenceCounter = (uint32_t)(q ? q->repeat - S.iterations_done : 0);
-        progress->nFrameCounter = (uint32_t)S.frames_left;
-        progress->nPictureTime = (uint32_t)(q ? q->picture_time : 0);
-        progress->nFramesPerSubSequence = (uint32_t)(q ? q->last - q->first + 1 : 0);
-        progress->nFlags = S.active ? 8u : 1u; /* FRAME_FINISHED while running, QUEUE_IDLE after */
+        uint64_t left = q ? (uint64_t)q->repeat - (uint64_t)S.iterations_done : 0; /* wraps in loop mode */
+        uint64_t field[PROGRESS_FIELDS] = {
+            0,                                              /* CurrentQueueId */
+            (uint64_t)S.running,                            /* SequenceId */
+            0,                                              /* nWaitingSequences */
+            left,                                           /* nSequenceCounter */
+            q && S.iterations_done > q->repeat ? 1u : 0u,   /* nSequenceCounterUnderflow */
+            (uint64_t)S.frames_left,                        /* nFrameCounter */
+            (uint64_t)(q ? q->picture_time : 0),            /* nPictureTime */
+            (uint64_t)(q ? q->last - q->first + 1 : 0),     /* nFramesPerSubSequence */
+            (S.active ? ALP_FLAG_FRAME_FINISHED : ALP_FLAG_QUEUE_IDLE) | (S.continuous ? ALP_FLAG_SEQUENCE_INDEFINITE : 0),
+        };
+        uint8_t *out = progress;
+        for (int i = 0; i < PROGRESS_FIELDS; i++) {
+            if (progress_field_bytes() == 8) memcpy(out + 8 * i, &field[i], 8);
+            else {
+                uint32_t narrow = (uint32_t)field[i];
+                memcpy(out + 4 * i, &narrow, 4);
+            }
+        }
     }
     pthread_mutex_unlock(&lock);
     return rc;
@@ -598,6 +619,21 @@ EXPORT int32_t FakeAlpShown(int64_t i, int32_t *sequence, int32_t *picture, uint
     if (ok) *sequence = S.log_seq[i], *picture = S.log_picture[i], *sum = S.log_checksum[i], *time_ns = S.log_time_ns[i];
     pthread_mutex_unlock(&lock);
     return ok;
+}
+
+/* AlpProjInquireEx(ALP_PROJ_PROGRESS) writes 4-byte (default) or 8-byte fields from now on. */
+EXPORT void FakeAlpSetProgressLayout(int32_t field_bytes) {
+    pthread_mutex_lock(&lock);
+    S.progress_field_bytes = field_bytes;
+    pthread_mutex_unlock(&lock);
+}
+
+/* How many bytes AlpProjInquireEx(ALP_PROJ_PROGRESS) writes: the caller's buffer must hold them. */
+EXPORT int32_t FakeAlpProgressBytes(void) {
+    pthread_mutex_lock(&lock);
+    int32_t bytes = PROGRESS_FIELDS * progress_field_bytes();
+    pthread_mutex_unlock(&lock);
+    return bytes;
 }
 
 /* Binary pictures of sequence memory in use, and the state of the synch output. */

@@ -81,6 +81,15 @@ class AlpEmulator:
         self._callback = SyncCallback(function) if function is not None else None
         self._lib.FakeAlpSetSyncCallback(self._callback if function is not None else None)
 
+    def set_progress_layout(self, field_bytes: int) -> None:
+        """Progress fields of 4 bytes (the Windows header's layout) or 8 (unsigned long on LP64)."""
+        self._lib.FakeAlpSetProgressLayout(ct.c_int32(field_bytes))
+
+    @property
+    def progress_bytes(self) -> int:
+        """How many bytes AlpProjInquireEx(ALP_PROJ_PROGRESS) writes into the caller's buffer."""
+        return int(self._lib.FakeAlpProgressBytes())
+
     @property
     def memory_used(self) -> int:
         return int(self._lib.FakeAlpMemoryUsed())

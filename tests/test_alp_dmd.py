@@ -5,13 +5,16 @@ Runs the real ALP4lib against the emulated V-7001 (alp_emulator.c).
 
 from __future__ import annotations
 
+import ctypes as ct
 import gc
+import logging
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import ALP4
 import numpy as np
@@ -166,3 +169,141 @@ def test_only_the_adapters_import_the_vendor_sdks() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+class Spy:
+    """Stands between the adapter and the C library: checks the progress buffer's size before the
+    library writes into it, and can run something in the middle of a chosen call."""
+
+    def __init__(self, library: object, emulator: AlpEmulator) -> None:
+        self._library, self._emulator = library, emulator
+        self.progress_buffers: list[int] = []
+        self.during: dict[str, Callable[[], None]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        function = getattr(self._library, name)
+
+        def call(*args: Any) -> int:
+            if name == "AlpProjInquireEx":
+                size = ct.sizeof(getattr(args[2], "_obj", args[2]))
+                self.progress_buffers.append(size)
+                needed = self._emulator.progress_bytes
+                # Checked before the call: a too-small buffer would be overrun, not merely misread.
+                assert size >= needed, f"the adapter passes {size} bytes; the library writes {needed}"
+            if name in self.during:
+                self.during[name]()
+            return function(*args)
+
+        return call
+
+
+def spy_on(dmd: AlpDmd, emulator: AlpEmulator) -> Spy:
+    spy = Spy(dmd._lib._library, emulator)  # type: ignore[union-attr]
+    dmd._lib._library = spy  # type: ignore[union-attr,assignment]
+    return spy
+
+
+class Synch:
+    """Collects the emulator's synch edges; ``reached(n)`` waits until n pictures were shown."""
+
+    def __init__(self, emulator: AlpEmulator) -> None:
+        self.pictures: list[int] = []
+        self._changed = threading.Condition()
+        emulator.set_sync_callback(self)
+
+    def __call__(self, sequence: int, picture: int, total: int, time_ns: int) -> None:
+        with self._changed:
+            self.pictures.append(picture)
+            self._changed.notify_all()
+
+    def reached(self, count: int, timeout_s: float = 10.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self.pictures) >= count, timeout_s)
+
+
+@pytest.mark.parametrize("field_bytes", [4, 8])
+def test_the_progress_buffer_holds_whatever_layout_the_library_writes(
+    emulator: AlpEmulator, field_bytes: int
+) -> None:
+    """36 bytes (Windows header) or 72 (unsigned long on LP64 Linux): never overrun, both decoded."""
+    emulator.set_progress_layout(field_bytes)
+    synch = Synch(emulator)
+    with AlpDmd(library_dir=emulator.folder, timing=SLOW) as dmd:
+        spy = spy_on(dmd, emulator)
+        dmd.start(dmd.upload(canvases(6)))
+        assert synch.reached(3)
+        progress = dmd.progress()
+        assert progress.active and 3 <= progress.shown <= len(emulator.shown()) and progress.total == 6
+        assert dmd.wait(5.0)
+        assert dmd.progress().shown == 6
+    assert spy.progress_buffers and min(spy.progress_buffers) >= 9 * field_bytes
+
+
+def test_progress_after_halt_claims_only_pictures_that_were_shown(emulator: AlpEmulator) -> None:
+    synch = Synch(emulator)
+    with AlpDmd(library_dir=emulator.folder, timing=SLOW) as dmd:
+        sequence = dmd.upload(canvases(20))
+        dmd.start(sequence)
+        assert synch.reached(3)
+        dmd.halt()
+        progress = dmd.progress()
+        shown = len(emulator.shown())
+        assert not progress.active and 3 <= progress.shown <= shown < 20
+        dmd.halt()  # halting again keeps the count
+        assert dmd.progress() == progress
+
+
+@pytest.mark.parametrize("field_bytes", [4, 8])
+def test_loop_mode_shows_the_sequence_over_and_over_until_halted(
+    emulator: AlpEmulator, field_bytes: int
+) -> None:
+    emulator.set_progress_layout(field_bytes)
+    shown = canvases(3)
+    expected = [checksum(m) for m in mirror_pictures(shown, block_mirrors=6)]
+    synch = Synch(emulator)
+    with AlpDmd(library_dir=emulator.folder, timing=TIMING) as dmd:
+        sequence = dmd.upload(shown)
+        dmd.start(sequence, loop=True)
+        assert synch.reached(8)  # past two whole iterations: the iteration counter has wrapped below 0
+        running = dmd.progress()
+        assert running.active and running.total == 3
+        assert 8 <= running.shown <= len(emulator.shown())
+        assert not dmd.wait(0.0)
+        with pytest.raises(DeviceError, match="still running"):
+            dmd.free(sequence)
+        dmd.halt()
+        halted = dmd.progress()
+        displayed = emulator.shown()
+        assert not halted.active and running.shown <= halted.shown <= len(displayed)
+        dmd.free(sequence)
+        dmd.start(dmd.upload(shown))  # a sequence shown once after a loop: counted from zero
+        assert dmd.wait(5.0) and dmd.progress().shown == 3
+    pictures = [d.picture for d in displayed]
+    assert pictures == [i % 3 for i in range(len(pictures))]  # picture b % len(sequence)
+    assert [d.checksum for d in displayed] == [expected[p] for p in pictures]
+    assert set(np.diff([d.time_ns for d in displayed]).tolist()) == {4_000_000}  # one edge per picture
+
+
+def test_another_threads_print_during_an_alp_call_is_not_swallowed(
+    emulator: AlpEmulator, capsys: pytest.CaptureFixture
+) -> None:
+    def print_from_another_thread() -> None:
+        thread = threading.Thread(target=print, args=("another thread's line",))
+        thread.start()
+        thread.join()  # printed while the adapter is inside its ALP4lib call
+
+    with AlpDmd(library_dir=emulator.folder, timing=TIMING) as dmd:
+        spy = spy_on(dmd, emulator)
+        spy.during["AlpSeqAlloc"] = print_from_another_thread
+        dmd.upload(canvases(2))
+    assert capsys.readouterr().out == "another thread's line\n"
+
+
+def test_alp4lib_messages_are_logged_even_when_the_call_fails(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture
+) -> None:
+    logger = "specklenet.daemon.devices.alp_dmd"
+    with caplog.at_level(logging.DEBUG, logger=logger), pytest.raises(DeviceError, match="cannot load"):
+        AlpDmd(library_dir=tmp_path).open()
+    assert f"ALP4lib: Loading library: {tmp_path}/libalp43.so" in caplog.text
+    assert capsys.readouterr().out == ""

@@ -235,3 +235,17 @@ def test_close_is_idempotent_and_leaves_the_device_idle(harness) -> None:
         dmd.upload(canvases(1))
     with dmd:  # the device can be opened again
         assert dmd.capacity_pictures == 43_690 // 8
+
+
+def test_progress_after_halt_claims_no_picture_that_was_not_shown(harness) -> None:
+    with harness.make(SLOW, realtime=True) as dmd:
+        sequence = dmd.upload(canvases(20))
+        dmd.start(sequence)
+        deadline = time.monotonic() + 10.0
+        while dmd.progress().shown < 2:  # polls the device's own count: no sleep stands in for it
+            assert time.monotonic() < deadline, "the DMD never showed two pictures"
+            time.sleep(0.005)
+        dmd.halt()
+        progress = dmd.progress()
+        assert not progress.active and progress.total == 20
+        assert 2 <= progress.shown <= len(harness.displayed(dmd)) < 20

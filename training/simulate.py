@@ -100,7 +100,16 @@ def simulate(
 def _open_writer(path: Path, targets: Targets, twin: Twin) -> PairsWriter:
     description = json.loads(json.dumps(twin.describe()))  # as it reads back from the file
     if not path.exists():
-        return PairsWriter.create(path, targets, source="twin", acquisition=description)
+        config = description["twin_config"]  # the camera the twin models: its binning and black level
+        return PairsWriter.create(
+            path,
+            targets,
+            source="twin",
+            acquisition=description,
+            frame_shape=(config["frame_px"], config["frame_px"]),
+            binning=config["roi_px"] // config["frame_px"],
+            dark_offset_counts=config["camera"]["dark_offset_counts"],
+        )
     with read_pairs(path) as existing:
         if existing.source != "twin" or _comparable(existing.acquisition) != _comparable(description):
             raise FileFormatError(

@@ -5,36 +5,50 @@ ALP4lib 1.1.0 works on Linux but has defects (../shared/reference/daemon.md §2.
 1. ``ProjInquire`` passes four arguments to the three-argument ``AlpProjInquire``: we call
    ``AlpProjInquire(device, type, &value)`` ourselves.
 2. ``ProjInquireEx`` calls ``AlpProjInquire`` (not ``Ex``): we call ``AlpProjInquireEx`` ourselves.
-3. Its ``tAlpProjProgress`` uses ``c_ulong`` (8 bytes on Linux, 72-byte struct): ours has nine packed
-   32-bit fields (36 bytes, the Windows header's layout; the Linux header was not available to check).
+3. Its ``tAlpProjProgress`` uses ``c_ulong`` (8 bytes on Linux, a 72-byte struct), the Windows
+   header's ``unsigned long`` is 32 bits (36 bytes), and the Linux header was not available to check
+   which one ViALUX's Linux library writes. We pass a 128-byte guarded buffer the library can never
+   overrun and read the layout from how far it wrote (:mod:`.alp_progress`).
 4. ``DevInquire`` reads a 32-bit answer into an 8-byte ``c_long``: we sign-extend the low 32 bits.
 5. Error codes it does not know (1021, 1999, ...) raise ``KeyError``, and ``ALPError`` forgets the code:
    every call to the C library goes through :class:`_RecordingLibrary`, which remembers the last
    function and its return code, so each failure becomes a :class:`DeviceError` naming both.
 6. ``FreeSeq`` only prints errors (and forgets a sequence the device refused to free), ``Run()`` loops
    by default, and ``SeqPut`` uploads a temporary copy: we call ``AlpSeqFree`` ourselves, always pass
-   ``loop=False``, and upload our own mirror buffer
+   ``loop`` explicitly, and upload our own mirror buffer
    (``dataFormat="C"``), kept alive in the :class:`~.base.Sequence` until it is freed, because the
    driver may read it while the device displays.
 
-ALP4lib prints to stdout; that output is captured and logged at debug level.
+ALP4lib prints to stdout ("Loading library: ...", "DMD found ..."); its module-level ``print`` is
+replaced by one that logs each message at debug level as it is printed. Nothing else's output is
+touched (a process-wide ``redirect_stdout`` would swallow other threads' prints, and lose the
+captured text when the call raised).
+
+Progress (``ALP_PROJ_PROGRESS``): ``shown`` = iterations completed × pictures + pictures begun in the
+current iteration (``nFrameCounter`` counts those left); iterations are counted from the decrease of
+``nSequenceCounter`` since the start. After :meth:`~.dmd.Dmd.halt` the count read just before halting
+is kept: what the device reports after a halt is not documented, and a halted sequence must not claim
+pictures it never showed.
 
 Thread-safety: not thread-safe; one thread drives the device.
+
+(A little over 300 lines: each ALP4lib defect is worked around here, next to the calls it affects.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes as ct
-import io
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from specklenet.daemon.devices import alp_progress
 from specklenet.daemon.devices.dmd import Dmd, DmdProgress, DmdTiming, Sequence
 from specklenet.daemon.errors import DeviceError, DeviceRemovedError
 
@@ -61,21 +75,30 @@ POLL_S = 0.002  # progress polling period of wait(); AlpProjWait cannot time out
 _EXTRA_ERRORS = {1021: "configuration mismatch", 1999: "unknown error"}  # in alp.h, not in ALP4lib
 
 
-class _Progress(ct.Structure):
-    """``tAlpProjProgress`` with the header's 32-bit fields (ALP4lib's uses 8-byte ``c_ulong``)."""
+def _log_print(
+    *values: object, sep: str | None = " ", end: str | None = "\n", file: Any = None, **_: Any
+) -> None:
+    """ALP4lib's ``print``: its messages go to the log as they are printed, never to stdout."""
+    if file is not None:  # printing to a file of its own: leave it alone
+        print(*values, sep=sep, end=end, file=file)
+        return
+    text = (" " if sep is None else sep).join(str(value) for value in values)
+    for line in text.splitlines():
+        _logger.debug("ALP4lib: %s", line)
 
-    _pack_ = 1
-    _fields_ = [
-        ("CurrentQueueId", ct.c_uint32),
-        ("SequenceId", ct.c_uint32),
-        ("nWaitingSequences", ct.c_uint32),
-        ("nSequenceCounter", ct.c_uint32),
-        ("nSequenceCounterUnderflow", ct.c_uint32),
-        ("nFrameCounter", ct.c_uint32),  # frames left inside the current iteration
-        ("nPictureTime", ct.c_uint32),
-        ("nFramesPerSubSequence", ct.c_uint32),
-        ("nFlags", ct.c_uint32),
-    ]
+
+if ALP4 is not None:
+    ALP4.print = _log_print  # module global: shadows the builtin for ALP4lib's functions only
+
+
+@dataclass
+class _Run:
+    """The sequence last started: how to count its progress, and its count when halted."""
+
+    sequence: Sequence
+    loop: bool
+    counter_at_start: int = 0  # nSequenceCounter during the first iteration (loop mode)
+    halted_shown: int | None = None
 
 
 class _RecordingLibrary:
@@ -125,6 +148,7 @@ class AlpDmd(Dmd):
         self.device_number = device_number
         self._alp: Any = None
         self._lib: _RecordingLibrary | None = None
+        self._run: _Run | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -132,8 +156,7 @@ class AlpDmd(Dmd):
         if ALP4 is None:
             raise DeviceError(f"{self.name}: ALP4lib is not installed: {_IMPORT_ERROR}")
         try:
-            with self._captured_stdout():
-                alp = ALP4.ALP4(version=self.version, libDir=self.library_dir)
+            alp = ALP4.ALP4(version=self.version, libDir=self.library_dir)
         except (OSError, ValueError) as error:
             raise DeviceError(
                 f"{self.name}: cannot load the ALP {self.version} library from {self.library_dir!r} "
@@ -202,18 +225,34 @@ class AlpDmd(Dmd):
             sequence.backend = None
             raise
 
-    def _do_start(self, sequence: Sequence) -> None:
+    def _do_start(self, sequence: Sequence, loop: bool) -> None:
         ident, _ = sequence.backend  # type: ignore[misc]
-        self._call("Run", self._alp.Run, ident, False)  # loop=False: AlpProjStart, shown once
+        self._run = None
+        # loop=False: AlpProjStart, shown once; loop=True: AlpProjStartCont, over and over until halted.
+        self._call("Run", self._alp.Run, ident, loop)
+        run = _Run(sequence, loop)
+        if loop:  # read at once: an iteration lasts at least len(sequence) picture times (>= 3.4 ms)
+            try:
+                run.counter_at_start = self._read_progress()["nSequenceCounter"]
+            except BaseException:
+                with contextlib.suppress(DeviceError):  # not left looping with nobody to halt it
+                    self._call("Halt", self._alp.Halt)
+                raise
+        self._run = run
 
     def _do_progress(self, sequence: Sequence) -> DmdProgress:
-        progress = _Progress()
-        code = self._lib.AlpProjInquireEx(self._alp.ALP_ID, ALP_PROJ_PROGRESS, ct.byref(progress))
-        self._check(code, "progress")
+        total = len(sequence)
+        run = self._run
+        if run is None or run.sequence is not sequence:
+            return DmdProgress(0, total, False)
+        if run.halted_shown is not None:
+            return DmdProgress(run.halted_shown, total, False)
+        fields = self._read_progress()
         active = self._proj_state() == ALP_PROJ_ACTIVE
-        left = min(int(progress.nFrameCounter), len(sequence))
-        shown = len(sequence) - left if active else len(sequence)
-        return DmdProgress(shown, len(sequence), active)
+        shown = alp_progress.pictures_shown(
+            fields, total, loop=run.loop, active=active, counter_at_start=run.counter_at_start
+        )
+        return DmdProgress(shown, total, active)
 
     def _do_wait(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -224,7 +263,16 @@ class AlpDmd(Dmd):
         return True
 
     def _do_halt(self) -> None:
+        run = self._run
+        shown = None
+        if run is not None and run.halted_shown is None:
+            try:  # before halting: afterwards the device may report anything
+                shown = self._do_progress(run.sequence).shown
+            except DeviceError:
+                shown = 0  # unknown: claim nothing
         self._call("Halt", self._alp.Halt)
+        if run is not None and shown is not None:
+            run.halted_shown = shown
 
     def _do_free(self, sequence: Sequence) -> None:
         if sequence.backend is not None:
@@ -248,6 +296,19 @@ class AlpDmd(Dmd):
         value = self._call(f"SeqInquire({kind})", self._alp.SeqInquire, kind, ident)
         return int(ct.c_int32(value & 0xFFFFFFFF).value)
 
+    def _read_progress(self) -> dict[str, int]:
+        """ALP_PROJ_PROGRESS through a guarded buffer (:mod:`.alp_progress`, defect 3)."""
+        buffer = alp_progress.new_buffer()
+        code = self._lib.AlpProjInquireEx(self._alp.ALP_ID, ALP_PROJ_PROGRESS, buffer)
+        self._check(code, "progress")
+        fields = alp_progress.decode(buffer)
+        if fields is None:
+            raise DeviceError(
+                f"{self.name}: AlpProjInquireEx wrote more than {alp_progress.PROGRESS_BYTES} bytes of "
+                "progress: this library's tAlpProjProgress is not the documented one"
+            )
+        return fields
+
     def _proj_state(self) -> int:
         value = ct.c_int64(0)
         code = self._lib.AlpProjInquire(self._alp.ALP_ID, ALP_PROJ_STATE, ct.byref(value))
@@ -257,8 +318,7 @@ class AlpDmd(Dmd):
     def _call(self, what: str, method: Callable[..., Any], *args: Any) -> Any:
         """Call an ALP4lib method; any ALP failure becomes a DeviceError naming the C function and code."""
         try:
-            with self._captured_stdout():
-                return method(*args)
+            return method(*args)
         except (KeyError, ALP4.ALPError) as error:
             function, code = self._lib.last if self._lib else ("?", -1)
             raise self._error(function, code, what) from error
@@ -272,12 +332,3 @@ class AlpDmd(Dmd):
         text = ALP4.ALP_ERRORS.get(code) or _EXTRA_ERRORS.get(code, "error code not documented")
         kind = DeviceRemovedError if code in (ALP_DEVICE_REMOVED, ALP_NOT_ONLINE) else DeviceError
         return kind(f"{self.name}: {function} returned {code} ({text}) in {what}")
-
-    @contextlib.contextmanager
-    def _captured_stdout(self) -> Any:
-        # ALP4lib prints ("Loading library", "DMD found", FreeSeq warnings); keep stdout clean.
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            yield
-        for line in buffer.getvalue().splitlines():
-            _logger.debug("%s: ALP4lib: %s", self.name, line)

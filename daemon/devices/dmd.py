@@ -180,14 +180,15 @@ class Dmd(Device):
         self._sequences[sequence.ident] = sequence
         return sequence
 
-    def start(self, sequence: Sequence) -> None:
-        """Show ``sequence`` once (not looped), emitting a synch pulse per picture; returns at once."""
+    def start(self, sequence: Sequence, *, loop: bool = False) -> None:
+        """Show ``sequence`` once, or with ``loop`` over and over until :meth:`halt`, emitting a synch
+        pulse per picture; returns at once."""
         self._check_sequence(sequence)
         if self._started is not None and self.progress().active:
             raise DeviceError(
                 f"{self.name}: start: another sequence is still running; wait() or halt() first"
             )
-        self._do_start(sequence)
+        self._do_start(sequence, loop)
         self._started = sequence
 
     def progress(self) -> DmdProgress:
@@ -248,7 +249,7 @@ class Dmd(Device):
     def _do_upload(self, sequence: Sequence, canvases: np.ndarray) -> None: ...
 
     @abc.abstractmethod
-    def _do_start(self, sequence: Sequence) -> None: ...
+    def _do_start(self, sequence: Sequence, loop: bool) -> None: ...
 
     @abc.abstractmethod
     def _do_progress(self, sequence: Sequence) -> DmdProgress: ...

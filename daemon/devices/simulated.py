@@ -263,7 +263,9 @@ class SimulatedDmd(Dmd):
         sequence.backend = canvases.copy()
         self._used += len(canvases)
 
-    def _do_start(self, sequence: Sequence) -> None:
+    def _do_start(self, sequence: Sequence, loop: bool) -> None:
+        if loop:
+            raise NotImplementedError(f"{self.name}: loop mode")
         self._starts += 1
         if self._starts == self.faults.dmd_error_at:
             raise DeviceError(f"{self.name}: start failed: communication error (injected fault)")

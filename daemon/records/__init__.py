@@ -20,11 +20,18 @@ Public API::
         frames = pairs.load_frames(pairs.complete_indices())   # float32 (K, 256, 256) in memory
         pairs.frames[17]                                       # or lazily, one at a time
 
-Layout (format version 1; array axes ``[index, row, column]``; N targets)::
+Frames go in and come out as float32 binned *mean* counts; the file stores them as uint16 binned
+*sums* (mean × binning², exact: see :mod:`.frames`), half the size of float32.
+
+Layout (targets files: format version 1; pairs files: version 2, version 1 still read; array axes
+``[index, row, column]``; N targets)::
 
     /                 attrs: format ("specklenet.targets" | "specklenet.pairs"), format_version, case,
                       split, output_window (row0, col0, rows, cols) on the canvas, provenance (JSON);
-                      pairs only: source ("twin" | "hardware"), acquisition (JSON), created_utc
+                      pairs only: source ("twin" | "hardware"), acquisition (JSON), created_utc,
+                      binning (native pixels per frame pixel along each axis, 4 on the bench),
+                      dark_offset_counts (the camera's black level per native pixel; included in
+                      the stored counts)
     /canvases         uint8 (N, rows, columns): the DMD grey levels, 0..255 (128×128 on the bench)
     /metadata/<name>  one row per target; the standard columns are
                         dataset       str        source dataset ("mnist", "lfw", "custom", ...)
@@ -39,9 +46,12 @@ Layout (format version 1; array axes ``[index, row, column]``; N targets)::
                                                  network was trained on); same size for all targets
                       and any further numeric or string columns (e.g. the case-4 modulation).
     pairs only:
-    /frames           float32 (N, 256, 256) camera counts, one chunk per frame
+    /frames           uint16 (N, 256, 256) binned sums of camera counts, one chunk per frame
+                      (version 1: float32 binned mean counts)
     /frame_id         int64 (N,)   camera or twin frame id; -1 until recorded
-    /timestamp_ns     int64 (N,)   acquisition time (caller's clock); -1 until recorded
+    /timestamp_ns     int64 (N,)   host receipt time (time.time_ns()); -1 until recorded
+    /camera_timestamp_ns int64 (N,) exposure start on the camera's clock; -1 when the camera gives
+                      none or until recorded (not in version 1)
     /complete         uint8 (N,)   1 once the frame and its metadata are in the file
 
 Crash safety (measured in /work/shared/reference/performance-reliability.md §B.3): pairs files are
@@ -51,31 +61,36 @@ readers (``read_pairs`` opens with ``swmr=True``) can open the file even while i
 By default every ``write`` commits (over 1,000 frames/s here, see ``benchmarks/records.py``); with
 ``flush_interval_s`` > 0 frames are committed in batches at least that often. HDF5 refuses a plain
 re-open for writing after a crash, so :meth:`PairsWriter.resume` copies the complete frames into a
-fresh file and atomically replaces the old one (never losing a recorded frame). A sidecar lock file
-``<name>.lock`` (left in place, empty) keeps a second writer out of a file that is being written.
+fresh file and atomically replaces the old one (never losing a recorded frame) — only after a crash:
+a file locked by a live writer or held open by a reader is refused, naming the holder
+(:mod:`.recovery`). A sidecar lock file ``<name>.lock`` (left in place, empty) keeps a second writer
+out of a file that is being written.
 SIGKILL leaves written data in the page cache; ``close()`` also fsyncs, against power loss.
 
-Modules: :mod:`.targets` (targets files, the shared layout) and :mod:`.pairs` (writer and reader).
+Modules: :mod:`.layout` (format names, versions, shared helpers), :mod:`.targets` (targets files),
+:mod:`.frames` (how frames are stored), :mod:`.pairs` (writer), :mod:`.reader` (reader) and
+:mod:`.recovery` (locks, holders, crash recovery).
 
 Thread-safety: a :class:`PairsWriter` or :class:`Pairs` belongs to one thread; :class:`Targets` is
 immutable and :func:`read_targets` / :func:`write_targets` are safe to call from any thread.
 """
 
-from specklenet.daemon.records.pairs import FRAME_SHAPE, SOURCES, Pairs, PairsWriter, read_pairs
-from specklenet.daemon.records.targets import (
+from specklenet.daemon.records.frames import FRAME_SHAPE
+from specklenet.daemon.records.layout import (
     FORMAT_VERSION,
     PAIRS_FORMAT,
-    STANDARD_COLUMNS,
+    PAIRS_FORMAT_VERSION,
     TARGETS_FORMAT,
-    Targets,
-    read_targets,
-    write_targets,
 )
+from specklenet.daemon.records.pairs import SOURCES, PairsWriter
+from specklenet.daemon.records.reader import Pairs, read_pairs
+from specklenet.daemon.records.targets import STANDARD_COLUMNS, Targets, read_targets, write_targets
 
 __all__ = [
     "FORMAT_VERSION",
     "FRAME_SHAPE",
     "PAIRS_FORMAT",
+    "PAIRS_FORMAT_VERSION",
     "SOURCES",
     "STANDARD_COLUMNS",
     "TARGETS_FORMAT",

@@ -18,10 +18,19 @@ import h5py
 import numpy as np
 
 from specklenet.daemon.errors import FileFormatError
+from specklenet.daemon.records.layout import (
+    FORMAT_VERSION,
+    PAIRS_FORMAT,
+    TARGETS_FORMAT,
+    check_header,
+    dataset,
+    describe,
+    group,
+    open_for_reading,
+    partial_path,
+    to_json,
+)
 
-FORMAT_VERSION = 1
-TARGETS_FORMAT = "specklenet.targets"
-PAIRS_FORMAT = "specklenet.pairs"
 STANDARD_COLUMNS = ("dataset", "source_index", "label", "placement")
 
 
@@ -53,7 +62,7 @@ class Targets:
         canvases = self.canvases
         if not isinstance(canvases, np.ndarray) or canvases.dtype != np.uint8 or canvases.ndim != 3:
             raise FileFormatError(
-                f"targets: canvases must be uint8 (N, rows, columns), got {_describe(canvases)}"
+                f"targets: canvases must be uint8 (N, rows, columns), got {describe(canvases)}"
             )
         count, rows, cols = canvases.shape
         missing = [name for name in STANDARD_COLUMNS if name not in self.columns]
@@ -68,7 +77,7 @@ class Targets:
             raise FileFormatError(f"targets: output_window {self.output_window} is not inside the canvas")
         if "truth_window" in columns:
             _check_truth_windows(columns["truth_window"], rows, cols)
-        provenance = json.loads(_json(self.provenance, "provenance"))
+        provenance = json.loads(to_json(self.provenance, "provenance"))
         canvases = canvases.view()  # read-only view; the caller's array keeps its flags
         canvases.setflags(write=False)
         object.__setattr__(self, "canvases", canvases)
@@ -143,10 +152,10 @@ class Targets:
 def write_targets(path: str | Path, targets: Targets) -> None:
     """Write ``targets`` to a new targets file (replacing ``path`` atomically if it exists)."""
     path = Path(path)
-    partial = _partial(path)
+    partial = partial_path(path)
     try:
         with h5py.File(partial, "w", libver="latest") as file:
-            _write_targets_group(file, targets, TARGETS_FORMAT)
+            write_targets_group(file, targets, TARGETS_FORMAT)
         os.replace(partial, path)
     except OSError as error:
         partial.unlink(missing_ok=True)
@@ -156,18 +165,20 @@ def write_targets(path: str | Path, targets: Targets) -> None:
 def read_targets(path: str | Path) -> Targets:
     """Read the targets of a targets file or of a pairs file; bad files raise :class:`FileFormatError`."""
     path = Path(path)
-    with _open_for_reading(path) as file:
-        _check_header(path, file, (TARGETS_FORMAT, PAIRS_FORMAT))
-        return _read_targets_group(path, file)
+    with open_for_reading(path) as file:
+        check_header(path, file, (TARGETS_FORMAT, PAIRS_FORMAT))
+        return read_targets_group(path, file)
 
 
-def _write_targets_group(file: h5py.File, targets: Targets, kind: str) -> None:
+def write_targets_group(file: h5py.File, targets: Targets, kind: str) -> None:
+    """Write the format attributes, canvases and metadata of ``targets`` into a new file (the part
+    that targets and pairs files share)."""
     file.attrs["format"] = kind
     file.attrs["format_version"] = FORMAT_VERSION
     file.attrs["case"] = targets.case
     file.attrs["split"] = targets.split
     file.attrs["output_window"] = np.asarray(targets.output_window, np.int64)
-    file.attrs["provenance"] = _json(targets.provenance, "provenance")
+    file.attrs["provenance"] = to_json(targets.provenance, "provenance")
     rows, cols = targets.canvas_shape
     # One canvas per chunk so a random subset reads only what it needs; gzip: MNIST canvases are
     # mostly zeros and shrink about tenfold.
@@ -177,23 +188,24 @@ def _write_targets_group(file: h5py.File, targets: Targets, kind: str) -> None:
         chunks=(1, rows, cols) if len(targets) else None,
         compression="gzip",
     )
-    group = file.create_group("metadata")
+    metadata = file.create_group("metadata")
     for name, values in targets.columns.items():
         if values.dtype.kind == "U":
-            group.create_dataset(name, data=values.astype(object), dtype=h5py.string_dtype())
+            metadata.create_dataset(name, data=values.astype(object), dtype=h5py.string_dtype())
         else:
-            group.create_dataset(name, data=values)
+            metadata.create_dataset(name, data=values)
 
 
-def _read_targets_group(path: Path, file: h5py.File) -> Targets:
+def read_targets_group(path: Path, file: h5py.File) -> Targets:
+    """The :class:`Targets` held by an open targets or pairs file; damage raises FileFormatError."""
     try:
-        canvases = _dataset(path, file, "canvases")[()]
+        canvases = dataset(path, file, "canvases")[()]
         columns = {}
-        for name, dataset in _group(path, file, "metadata").items():
-            if h5py.check_string_dtype(dataset.dtype):
-                columns[name] = np.asarray(dataset.asstr()[()], dtype=str).reshape(dataset.shape)
+        for name, column in group(path, file, "metadata").items():
+            if h5py.check_string_dtype(column.dtype):
+                columns[name] = np.asarray(column.asstr()[()], dtype=str).reshape(column.shape)
             else:
-                columns[name] = dataset[()]
+                columns[name] = column[()]
         window = tuple(int(v) for v in file.attrs["output_window"])
         provenance = json.loads(file.attrs["provenance"])
         case, split = str(file.attrs["case"]), str(file.attrs["split"])
@@ -203,42 +215,6 @@ def _read_targets_group(path: Path, file: h5py.File) -> Targets:
         return Targets(canvases, columns, case, split, window, provenance)  # type: ignore[arg-type]
     except FileFormatError as error:
         raise FileFormatError(f"{path}: {error}") from error
-
-
-def _check_header(path: Path, file: h5py.File, kinds: tuple[str, ...]) -> None:
-    kind = file.attrs.get("format")
-    if kind not in kinds:
-        raise FileFormatError(f"{path}: not a {' or '.join(kinds)} file (format attribute: {kind!r})")
-    version = file.attrs.get("format_version")
-    version = version.item() if isinstance(version, np.generic) else version
-    if version != FORMAT_VERSION:
-        raise FileFormatError(
-            f"{path}: format version {version!r}; this specklenet reads version {FORMAT_VERSION}"
-        )
-
-
-def _open_for_reading(path: Path) -> h5py.File:
-    if not path.is_file():
-        raise FileFormatError(f"{path}: no such file")
-    try:
-        # swmr=True also reads files whose SWMR writer is alive or was killed (a plain open refuses).
-        return h5py.File(path, "r", swmr=True)
-    except OSError as error:
-        raise FileFormatError(f"{path}: not a readable HDF5 file (truncated or damaged?): {error}") from error
-
-
-def _dataset(path: Path, file: h5py.File, name: str) -> h5py.Dataset:
-    item = file.get(name)
-    if not isinstance(item, h5py.Dataset):
-        raise FileFormatError(f"{path}: the dataset /{name} is missing")
-    return item
-
-
-def _group(path: Path, file: h5py.File, name: str) -> h5py.Group:
-    item = file.get(name)
-    if not isinstance(item, h5py.Group):
-        raise FileFormatError(f"{path}: the group /{name} is missing")
-    return item
 
 
 def _column(name: str, value: Any, count: int) -> np.ndarray:
@@ -266,20 +242,3 @@ def _check_truth_windows(windows: np.ndarray, rows: int, cols: int) -> None:
         raise FileFormatError("targets: every truth_window must have the same, positive size")
     if (row0 < 0).any() or (col0 < 0).any() or (row0 + height > rows).any() or (col0 + width > cols).any():
         raise FileFormatError(f"targets: a truth_window lies outside the {rows}×{cols} canvas")
-
-
-def _json(value: Mapping[str, Any], what: str) -> str:
-    try:
-        return json.dumps(dict(value), sort_keys=True)
-    except (TypeError, ValueError) as error:
-        raise FileFormatError(f"{what} must be JSON-serialisable: {error}") from error
-
-
-def _describe(array: Any) -> str:
-    if isinstance(array, np.ndarray):
-        return f"{array.dtype} {array.shape}"
-    return type(array).__name__
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
