@@ -135,8 +135,9 @@ def test_a_spurious_trigger_rejects_its_sequence(tmp_path: Path, twin: Twin) -> 
 
 
 def test_clock_drift_costs_no_frame(tmp_path: Path, twin: Twin) -> None:
-    chosen = targets(16)
-    config = settings(sim={"faults": {"clock_drift_ppm": -200.0}}, acquisition={"sequence_pictures": 16})
+    # 64 pictures of 10.5 ms at 200 ppm: the last frame is 134 µs off a schedule without drift.
+    chosen = targets(64)
+    config = settings(sim={"faults": {"clock_drift_ppm": -200.0}}, acquisition={"sequence_pictures": 64})
     result = acquire(tmp_path / "pairs.h5", chosen, config, twin)
     assert (result.lost, result.passes) == (0, 1)
     assert_matched(tmp_path / "pairs.h5", chosen, twin)
