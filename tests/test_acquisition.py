@@ -124,9 +124,7 @@ def test_a_spurious_trigger_rejects_its_sequence(tmp_path: Path, twin: Twin) -> 
         acquire(
             tmp_path / "pairs.h5",
             chosen,
-            dataclasses.replace(
-                config, acquisition=dataclasses.replace(config.acquisition, max_passes=1)
-            ),
+            dataclasses.replace(config, acquisition=dataclasses.replace(config.acquisition, max_passes=1)),
             twin,
         )
     assert any(entry["event"] == "frames_rejected" and entry["reasons"] == {"count": 8} for entry in logs)
