@@ -161,9 +161,11 @@ class SequenceRunner:
                 if len(frames) < pictures:
                     continue
             if done_at is None:
+                if len(frames) == pictures:  # the last picture's frame is in: its picture time is ending
+                    self.dmd.wait(2e-6 * self.dmd.timing.picture_time_us)
                 if self.dmd.progress().active:
                     continue
-                done_at = now
+                done_at = now = self._clock()
             if extra:
                 return frames, extra  # rejected whatever else arrives
             if len(frames) == pictures and retriever.idle_since >= done_at + settle_s:
