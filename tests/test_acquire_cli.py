@@ -19,9 +19,9 @@ from specklenet.daemon.twin import Twin, TwinConfig
 # Real-time simulated bench with long pictures, so that a run lasts long enough to be interrupted.
 SLOW = """
 [dmd]
-picture_time_us = 40_000
+picture_time_us = 20_000
 [acquisition]
-sequence_pictures = 4
+sequence_pictures = 8
 frame_timeout_s = 0.2
 flush_interval_s = 0.1
 [sim]
@@ -51,7 +51,11 @@ def assert_matched(path: Path, targets: Targets, twin: Twin, *, complete: bool =
         frames = pairs.load_frames(recorded)
         assert not complete or pairs.complete.all()
         np.testing.assert_array_equal(pairs.frame_id[recorded], recorded)
-    np.testing.assert_array_equal(frames, twin.expose(targets.canvases[recorded], recorded))
+    rendered = [
+        twin.expose_one(canvas, int(i))
+        for canvas, i in zip(targets.canvases[recorded], recorded, strict=True)
+    ]
+    np.testing.assert_array_equal(frames, np.stack(rendered))
     return recorded
 
 
@@ -157,6 +161,13 @@ def test_resume_refuses_another_twin(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "seed.toml").write_text("[sim]\nseed = 3\n")
     assert main([*arguments, "--resume", "--config", str(tmp_path / "seed.toml")]) == 2
     assert "was recorded with another twin (seed differs)" in capsys.readouterr().err
+    for setting, named in (
+        ("pixel_format = 'Mono8'", "camera.pixel_format = 'Mono12'"),
+        ("roi_offset_px = [0, 0]", "camera.roi_offset_px = None"),
+    ):
+        (tmp_path / "camera.toml").write_text(f"[camera]\n{setting}\n")
+        assert main([*arguments, "--resume", "--config", str(tmp_path / "camera.toml")]) == 2
+        assert f"was recorded with {named}, this run has" in capsys.readouterr().err
     other = tmp_path / "other.h5"
     make_targets(other, 3)
     assert main(["acquire", str(other), "-o", str(tmp_path / "pairs.h5"), "--sim", "--resume"]) == 2

@@ -1,6 +1,9 @@
-"""The DMD role: a ViALUX-style DMD that shows uploaded sequences of 8-bit canvases once, as master.
+"""The DMD role: a ViALUX-style DMD that shows uploaded sequences of 8-bit canvases, as master.
 
-Implementations: :mod:`.alp_dmd` (ALP4lib) and :mod:`.simulated`. See :mod:`.base` for the timing
+A sequence is shown once, or looped until ``halt()`` (continuous mode, for live display): one synch
+edge per picture either way, so the camera frame with block id b belongs to picture b % len(sequence).
+
+Implementations: :mod:`.alp_dmd` (ALP4lib) and :mod:`.sim_dmd`. See :mod:`.base` for the timing
 model, the array conventions and thread-safety.
 """
 
@@ -51,9 +54,10 @@ class DmdProgress:
     """Where the DMD is in the sequence it was last started with.
 
     Attributes:
-        shown: pictures of that sequence whose display has begun (0..total).
+        shown: pictures of that sequence whose display has begun since the start (0..total; more than
+            ``total`` in loop mode); never pictures a halt prevented.
         total: pictures in the sequence.
-        active: True while the sequence is still being shown.
+        active: True while the sequence is still being shown (until done or halted).
     """
 
     shown: int
@@ -181,7 +185,7 @@ class Dmd(Device):
         return sequence
 
     def start(self, sequence: Sequence, *, loop: bool = False) -> None:
-        """Show ``sequence`` once, or with ``loop`` over and over until :meth:`halt`, emitting a synch
+        """Show ``sequence`` once, or over and over until :meth:`halt` with ``loop``, emitting a synch
         pulse per picture; returns at once."""
         self._check_sequence(sequence)
         if self._started is not None and self.progress().active:
@@ -199,7 +203,8 @@ class Dmd(Device):
         return self._do_progress(self._started)
 
     def wait(self, timeout_s: float) -> bool:
-        """Block until the started sequence has been shown completely; False on timeout."""
+        """Block until the started sequence has been shown completely (a looped one: halted); False on
+        timeout."""
         self._check_open()
         if self._started is None:
             return True

@@ -1,7 +1,7 @@
 """``specklenetd acquire``: record a pairs file from a targets file on the bench (or its simulation).
 
 Thin layer: parse, load the settings once, open the pairs file and the devices, run
-:class:`~specklenet.daemon.acquisition.Acquisition` with a progress bar, report.
+:class:`~specklenet.daemon.acquire_job.AcquireJob` with a progress bar, report.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import structlog
 from tqdm import tqdm
 
-from specklenet.daemon.acquisition import Acquisition, Progress
+from specklenet.daemon.acquire_job import AcquireJob, Progress
 from specklenet.daemon.devices import make_bench
 from specklenet.daemon.errors import ConfigError, FileFormatError
 from specklenet.daemon.records import PairsWriter, Targets, read_targets
@@ -37,6 +37,10 @@ after a crash, a kill or Ctrl-C the frames recorded so far are in it and --resum
 missing ones. Exit status: 0 complete, 1 device failure or targets still missing (resumable),
 2 bad command line, settings or files, 128+N stopped by signal N (resumable).
 """
+
+
+# Camera settings that change what a frame holds: a file's frames must share them (--resume checks).
+CAMERA_KEYS = ("exposure_us", "pixel_format", "roi_px", "roi_offset_px", "binning")
 
 
 class StopRequest(threading.Event):
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
     with dmd, camera:  # devices first: a bench that fails to open leaves no file behind
         writer = _open_pairs(args, targets, settings, acquisition)
         with writer, _ProgressBar(len(targets), disable=args.no_progress) as bar:
-            job = Acquisition(writer, dmd, camera, settings, progress=bar.update, stop=stop)
+            job = AcquireJob(writer, dmd, camera, settings, progress=bar.update, stop=stop)
             result = job.run()
     _summary(args.output, result)
     return 128 + stop.signum if result.interrupted else 0
@@ -121,6 +125,13 @@ def _check_resumable(
         raise FileFormatError(f"{args.output}: was recorded for other targets than {args.targets}")
     if writer.source != source:
         raise FileFormatError(f"{args.output}: holds {writer.source} frames, this run records {source} ones")
+    recorded = writer.acquisition.get("daemon", {}).get("camera", {})
+    for key in CAMERA_KEYS:  # frames of one file must come from one camera set-up
+        if key in recorded and recorded[key] != acquisition["daemon"]["camera"][key]:
+            raise ConfigError(
+                f"{args.output}: was recorded with camera.{key} = {recorded[key]!r}, this run has "
+                f"{acquisition['daemon']['camera'][key]!r}; resume it with the same camera.{key}"
+            )
     for key in ("twin_config", "seed"):  # frames of one file must come from one twin
         if key in acquisition and writer.acquisition.get(key) != acquisition[key]:
             raise ConfigError(
