@@ -106,8 +106,17 @@ def _open_pairs(
     source = "twin" if settings.dmd.backend == "sim" else "hardware"
     flush = settings.acquisition.flush_interval_s
     if not args.resume:
+        # The file stores binned sums; its attributes say how to turn them back into mean counts.
+        # The bench's black level is not configured yet: its dark offset stays the writer's default.
+        dark = {"dark_offset_counts": settings.twin.camera.dark_offset_counts} if source == "twin" else {}
         return PairsWriter.create(
-            args.output, targets, source=source, acquisition=acquisition, flush_interval_s=flush
+            args.output,
+            targets,
+            source=source,
+            acquisition=acquisition,
+            binning=settings.camera.binning,
+            flush_interval_s=flush,
+            **dark,
         )
     writer = PairsWriter.resume(args.output, flush_interval_s=flush)
     try:
