@@ -1,8 +1,12 @@
 """Speed of the optical twin: frames per second for each fidelity level and backend, side by side.
 
-Usage: python benchmarks/twin.py [--frames N] [--quick]
+Usage: python benchmarks/twin.py [--frames N] [--quick] [--rounds R] [--fused-only]
 
-Renders binary (one bit-plane) and 8-bit grey (up to eight bit-planes) canvases through the default
+First, side by side: the FFT bound of "dataset" fidelity on this CPU (two 512² complex64 FFTs per
+binary frame, scipy on all cores) and the numpy twin's frames/s on its generic array-API path
+(``twin.fused = False``, the code before the fused path) and on the fused in-place path, in
+interleaved rounds (best of each), with their ratios. Then it renders binary (one bit-plane) and
+8-bit grey (up to eight bit-planes) canvases through the default
 multislice twin, with camera noise, on numpy (scipy.fft on all cores) and on torch (CPU, and CUDA
 when present), at "dataset" and "full" fidelity, and projects the time to synthesise a 9,950-pair
 case. Figures vary with the machine's load; ratios measured in one run are the comparable numbers.
@@ -16,8 +20,10 @@ import platform
 import time
 
 import numpy as np
+import scipy.fft
 
 from specklenet.daemon.twin import Twin, TwinConfig
+from specklenet.daemon.twin.backend import CPU_CORES
 
 CASE_PAIRS = 9_950
 
@@ -46,6 +52,41 @@ def measure(twin: Twin, batch, repeats: int = 2) -> float:
     return len(batch) / best
 
 
+def fft_bound() -> float:
+    """Frames/s if a binary frame cost only two 512² complex64 FFTs (scipy, all cores, in batches)."""
+    rng = np.random.default_rng(0)
+    batch = (rng.standard_normal((16, 512, 512)) + 1j * rng.standard_normal((16, 512, 512))).astype(
+        np.complex64
+    )
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        scipy.fft.fft2(batch, workers=CPU_CORES)
+        best = min(best, time.perf_counter() - started)
+    return len(batch) / (2 * best)
+
+
+def side_by_side(n: int, rounds: int) -> None:
+    """The FFT bound, the generic and the fused numpy path, interleaved so that load hits both."""
+    twin = Twin(TwinConfig(), seed=0)
+    print(f"dataset fidelity, numpy, {CPU_CORES} cores, {n} frames, best of {rounds} interleaved rounds")
+    for kind in ("binary", "grey"):
+        batch = canvases(kind, n if kind == "binary" else max(8, n // 4))
+        best = {"bound": 0.0, "generic": 0.0, "fused": 0.0}
+        for _ in range(rounds):
+            best["bound"] = max(best["bound"], fft_bound() / (1 if kind == "binary" else 8))
+            for path in ("generic", "fused"):
+                twin.fused = path == "fused"
+                best[path] = max(best[path], measure(twin, batch, repeats=1))
+        bound, old, new = best["bound"], best["generic"], best["fused"]
+        print(
+            f"  {kind:6}: FFT bound {bound:6.1f}/s  generic (before) {old:6.1f}/s  fused {new:6.1f}/s"
+            f"  fused/generic {new / old:4.2f}×  fused/bound {new / bound:4.2f}"
+            f"  generic/bound {old / bound:4.2f}"
+        )
+    twin.fused = True
+
+
 def backends(quick: bool) -> list[tuple[str, object]]:
     found: list[tuple[str, object]] = [("numpy", None)]
     try:
@@ -65,9 +106,14 @@ def main() -> None:
     )
     parser.add_argument("--frames", type=int, default=96, help="frames per measurement (CPU)")
     parser.add_argument("--quick", action="store_true", help="numpy only, fewer frames")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the side-by-side")
+    parser.add_argument("--fused-only", action="store_true", help="only the side-by-side")
     args = parser.parse_args()
     n = 32 if args.quick else args.frames
     print(f"optical twin benchmark — {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    side_by_side(n, args.rounds)
+    if args.fused_only:
+        return
     print(
         f"{'fidelity':9} {'backend':34} {'canvas':7} {'frames/s':>9} {'planes/s':>9} {'9,950-pair case':>16}"
     )
