@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from specklenet.daemon.normalisation import METHODS
+
 PROFILE_HELP = (
     "training profile: 'ci' (seconds on a CPU, for tests), 'quick' (every case on a 2-core CPU in about an "
     "hour: 64² resolution, base width 8, 2,000 pairs, ≤ 20 epochs), 'paper' (the paper's settings for a GPU: "
@@ -49,6 +51,13 @@ def _register_fit(subparsers: argparse._SubParsersAction) -> None:
         "--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: CUDA if present)"
     )
     parser.add_argument("--restart", action="store_true", help="discard a previous run in the output folder")
+    parser.add_argument(
+        "--normalisation",
+        choices=METHODS,
+        default="frame_mean",
+        help="speckle normalisation, recorded in the model's metadata so the daemon applies the same: "
+        "frame_mean (the paper's, default), zscore, equalised (histogram), fixed — the others are ablations",
+    )
     parser.set_defaults(run=run_fit)
 
 
@@ -58,7 +67,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from specklenet.training.train import fit
 
     profile = load_profile(args.profile)
-    pairs = load_pairs(args.pairs, output_px=profile.model.resolution_px)
+    pairs = load_pairs(args.pairs, output_px=profile.model.resolution_px, method=args.normalisation)
     print(f"{args.pairs}: {len(pairs)} complete pairs of case {pairs.targets.case!r} ({pairs.source})")
     with _logging_to_stderr():
         try:
@@ -103,6 +112,7 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from specklenet.daemon.normalisation import Normalisation
     from specklenet.training.export import export_onnx, load_best
     from specklenet.training.pairdata import load_pairs
 
@@ -110,7 +120,8 @@ def run_export(args: argparse.Namespace) -> int:
     if args.pairs is not None:
         _, checkpoint = load_best(args.run_dir)
         output_px = checkpoint["profile"]["model"]["resolution_px"]
-        pairs = load_pairs(args.pairs, output_px=output_px)
+        normalisation = Normalisation.from_metadata(checkpoint["data"]["normalisation"])
+        pairs = load_pairs(args.pairs, output_px=output_px, normalisation=normalisation)
         real = pairs.frames[:8].numpy()
     result = export_onnx(args.run_dir, args.output, real_frames=real)
     info = result.info
