@@ -211,17 +211,16 @@ def _size_label(profile: Profile) -> str:
     return f"{profile.model.resolution_px}px-w{profile.model.base_width}"
 
 
-def run_render(task: Render) -> str:
-    """Render (or complete) one pairs file; returns its path."""
+def run_render(task: Render) -> dict[str, Any]:
+    """Render (or complete) one pairs file; ``{"pairs": path, "rendered": frames rendered now}``."""
     from specklenet.training.simulate import simulate
 
     out = Path(task.out_dir)
     (out / "pairs").mkdir(parents=True, exist_ok=True)
     device = "cpu" if task.device == "cpu" else "auto"
-    simulate(
-        out / task.targets, out / task.pairs, Twin(task.twin, seed=task.seed), device=device, progress=False
-    )
-    return task.pairs
+    twin = Twin(task.twin, seed=task.seed)
+    result = simulate(out / task.targets, out / task.pairs, twin, device=device, progress=False)
+    return {"pairs": task.pairs, "rendered": result.rendered}
 
 
 def run_training(task: Training) -> dict[str, Any]:

@@ -209,10 +209,21 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="dataset split, twin and noise seed (default: 0)")
     parser.add_argument("--device", default=None, help="torch device (default: CUDA if present)")
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: every task in this process (default); ray: one Ray task per rendering and training on "
+        "the cluster of RAY_ADDRESS (or a local instance), resumable (needs specklenet[cluster])",
+    )
+    parser.add_argument(
+        "--gpus-per-task", type=float, default=None, help="Ray: GPU share per task (default: 1 with a GPU)"
+    )
     parser.set_defaults(run=run_reproduce)
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
+    from specklenet.training.cluster import make_executor
     from specklenet.training.profiles import load_profile
     from specklenet.training.reproduce import Options, reproduce
 
@@ -229,7 +240,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     )
     with _logging_to_stderr():
         try:
-            report = reproduce(options)
+            executor = make_executor(args.executor, gpus_per_task=args.gpus_per_task)
+            report = reproduce(options) if executor is None else reproduce(options, executor)
         except KeyboardInterrupt:
             print(f"interrupted: finished work is kept in {args.output}; run the same command to continue")
             raise
