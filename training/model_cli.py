@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,12 @@ def _register_fit(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--restart", action="store_true", help="discard a previous run in the output folder")
     parser.add_argument(
+        "--ddp",
+        action="store_true",
+        help="one rank of a data-parallel training under torchrun (e.g. torchrun --standalone "
+        "--nproc-per-node 8 -m specklenet.training.cli fit ... --ddp); rank 0 writes the run folder",
+    )
+    parser.add_argument(
         "--normalisation",
         choices=METHODS,
         default="frame_mean",
@@ -69,6 +76,14 @@ def run_fit(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     pairs = load_pairs(args.pairs, output_px=profile.model.resolution_px, method=args.normalisation)
     print(f"{args.pairs}: {len(pairs)} complete pairs of case {pairs.targets.case!r} ({pairs.source})")
+    if args.ddp:
+        from specklenet.training.ddp import fit_distributed
+
+        with _logging_to_stderr():
+            result = fit_distributed(pairs, profile, args.output, device=args.device)
+        if os.environ.get("RANK") == "0":
+            print(f"{args.output}: {result.stopped} after {result.epochs} epochs (DDP, see ddp.json)")
+        return 0
     with _logging_to_stderr():
         try:
             result = fit(
