@@ -17,7 +17,9 @@ executor (``executor(tasks, function)``, as :mod:`.reproduce` uses) may run them
 rendered first (one :class:`Render` per distinct set × twin), then the trainings. Each training writes
 ``variants/<id>/result.json`` last: a rerun skips finished variants, resumes rendering and training.
 Intervals: :mod:`.intervals` (bootstrap over test images; differences paired on the same images).
-Outputs: ``ablation.md`` (a report section), ``ablation.json`` and ``ablation-<axis>.png``.
+Outputs: ``ablation.md`` (a report section), ``ablation.json`` and ``ablation-<axis>.png``
+(:mod:`.ablate_report`). Over 300 lines: the task descriptions, their functions and the subcommand's
+command line belong together (``COMMAND_MODULES`` registers this module).
 """
 
 from __future__ import annotations

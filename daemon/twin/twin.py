@@ -4,7 +4,8 @@ Pipeline for each canvas: bit-planes (PWM) → field at the iris (separable Fres
 Gaussian-lit, converging b×b-mirror pixels) → iris and diffuser screens (angular-spectrum gaps) →
 Fresnel propagation to the camera → intensity, summed over bit-planes with their PWM weights →
 4×4 area binning → camera signal chain (shot and read noise, full well, 12-bit ADC, dark offset).
-See the sibling modules for each step's physics and the tests for their validation.
+See the sibling modules for each step's physics and the tests for their validation. (Over 300 lines:
+the batching and threading here serve both the generic array-API path and the fused numpy one.)
 """
 
 from __future__ import annotations
