@@ -58,7 +58,9 @@ def write_section(results: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         "## Ablations",
         "",
         "Mean PCC over the test images with its 95 % bootstrap interval; Δ: the paired difference to the "
-        "axis's first variant on the same images (bold where its interval excludes 0: a change).",
+        "axis's first variant on the same images (bold where its interval excludes 0: a change). One "
+        "training per variant: the intervals cover the test images, not the spread between trainings "
+        "(initial weights, diffuser) that `reproduce --seeds` measures.",
         "",
     ]
     for axis, cases in summary.items():
@@ -111,7 +113,7 @@ def _figure(axis: str, cases: dict[str, list[dict[str, Any]]], path: Path) -> No
             high = [row["tests"][t]["pcc"]["high"] - m for m, t in zip(means, tests, strict=True)]
             x = np.arange(len(tests)) + (index - (len(rows) - 1) / 2) * width
             panel.bar(x, means, width, yerr=[low, high], capsize=2, label=row["label"])
-        panel.set_xticks(np.arange(len(tests)), tests, fontsize=8)
+        panel.set_xticks(np.arange(len(tests)), tests, fontsize=8, rotation=30, ha="right")
         panel.set_title(f"case {case}", fontsize=9)
         panel.set_ylabel("PCC (95 % interval)")
         panel.legend(fontsize=7)
