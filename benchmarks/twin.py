@@ -1,11 +1,15 @@
 """Speed of the optical twin: frames per second for each fidelity level and backend, side by side.
 
-Usage: python benchmarks/twin.py [--frames N] [--quick]
+Usage: python benchmarks/twin.py [--frames N] [--quick] [--rounds R] [--fused-only]
 
-Renders binary (one bit-plane) and 8-bit grey (up to eight bit-planes) canvases through the default
-multislice twin, with camera noise, on numpy (scipy.fft on all cores) and on torch (CPU, and CUDA
-when present), at "dataset" and "full" fidelity, and projects the time to synthesise a 9,950-pair
-case. Figures vary with the machine's load; ratios measured in one run are the comparable numbers.
+First, side by side: the FFT bound of "dataset" fidelity on this CPU (two 512² complex64 FFTs per
+binary frame, scipy on all cores) and the numpy twin's frames/s on its generic array-API path
+(``twin.fused = False``, the code before the fused path) and on the fused in-place path, in
+interleaved rounds (best of each, and the median of each round's ratios). Then it renders binary
+(one bit-plane) and 8-bit grey (up to eight bit-planes) canvases through the default multislice
+twin, with camera noise, on numpy (scipy.fft on all cores) and on torch (CPU, and CUDA when present),
+at "dataset" and "full" fidelity, and projects the time to synthesise a 9,950-pair case. Figures vary
+with the machine's load; ratios measured in one run are the comparable numbers.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import platform
 import time
 
 import numpy as np
+import scipy.fft
 
 from specklenet.daemon.twin import Twin, TwinConfig
+from specklenet.daemon.twin.backend import CPU_CORES
 
 CASE_PAIRS = 9_950
 
@@ -46,6 +52,45 @@ def measure(twin: Twin, batch, repeats: int = 2) -> float:
     return len(batch) / best
 
 
+def fft_bound() -> float:
+    """Frames/s if a binary frame cost only two 512² complex64 FFTs (scipy, all cores, in batches)."""
+    rng = np.random.default_rng(0)
+    batch = (rng.standard_normal((16, 512, 512)) + 1j * rng.standard_normal((16, 512, 512))).astype(
+        np.complex64
+    )
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        scipy.fft.fft2(batch, workers=CPU_CORES)
+        best = min(best, time.perf_counter() - started)
+    return len(batch) / (2 * best)
+
+
+def side_by_side(n: int, rounds: int) -> None:
+    """The FFT bound, the generic and the fused numpy path, interleaved so that load hits all three.
+
+    Prints the best rate of each over the rounds and the median over rounds of each round's ratios
+    (the machine is shared: a ratio measured within one round is the comparable number).
+    """
+    twin = Twin(TwinConfig(), seed=0)
+    print(f"dataset fidelity, numpy, {CPU_CORES} cores, {n} frames, {rounds} interleaved rounds")
+    for kind in ("binary", "grey"):
+        batch = canvases(kind, n if kind == "binary" else max(8, n // 4))
+        rates: dict[str, list[float]] = {"bound": [], "generic": [], "fused": []}
+        for _ in range(rounds):
+            rates["bound"].append(fft_bound() / (1 if kind == "binary" else 8))
+            for path in ("generic", "fused"):
+                twin.fused = path == "fused"
+                rates[path].append(measure(twin, batch, repeats=1))
+        bound, old, new = (np.array(rates[key]) for key in ("bound", "generic", "fused"))
+        print(
+            f"  {kind:6}: best FFT bound {bound.max():6.1f}/s  generic (before) {old.max():6.1f}/s"
+            f"  fused {new.max():6.1f}/s;  median per round: fused/generic {np.median(new / old):4.2f}×"
+            f"  fused/bound {np.median(new / bound):4.2f}  generic/bound {np.median(old / bound):4.2f}"
+        )
+    twin.fused = True
+
+
 def backends(quick: bool) -> list[tuple[str, object]]:
     found: list[tuple[str, object]] = [("numpy", None)]
     try:
@@ -65,9 +110,14 @@ def main() -> None:
     )
     parser.add_argument("--frames", type=int, default=96, help="frames per measurement (CPU)")
     parser.add_argument("--quick", action="store_true", help="numpy only, fewer frames")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the side-by-side")
+    parser.add_argument("--fused-only", action="store_true", help="only the side-by-side")
     args = parser.parse_args()
     n = 32 if args.quick else args.frames
     print(f"optical twin benchmark — {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    side_by_side(n, args.rounds)
+    if args.fused_only:
+        return
     print(
         f"{'fidelity':9} {'backend':34} {'canvas':7} {'frames/s':>9} {'planes/s':>9} {'9,950-pair case':>16}"
     )

@@ -3,10 +3,19 @@
 A model's ONNX metadata records the normalisation it was trained with (:meth:`Normalisation.to_metadata`);
 the daemon rebuilds it from there (:meth:`Normalisation.from_metadata`) instead of being told separately.
 
-Methods:
-    ``"frame_mean"`` (default): subtract the dark offset, clip at 0, divide each frame by its own mean,
-    so every frame has mean 1 whatever the exposure or the target's brightness.
-    ``"fixed"``: subtract the dark offset and divide by the ADC range above it, giving [0, 1].
+Methods (each starts by subtracting the dark offset and clipping at 0):
+    ``"frame_mean"`` (default): divide each frame by its own mean, so every frame has mean 1 whatever
+    the exposure or the target's brightness (the mean only).
+    ``"fixed"``: divide by the ADC range above the dark offset, giving [0, 1].
+    ``"zscore"``: per-frame z-score, (signal − mean) / standard deviation: mean 0 and spread 1, so
+    frames of different speckle contrast (grey targets, partly incoherent planes) look alike.
+    ``"equalised"``: contrast-equalised, per-frame histogram equalisation: each pixel becomes the
+    empirical CDF of its frame at its value, ties at their mid-rank ((#below + #at-or-below) / 2n),
+    in [0, 1] and uniform whatever the frame's histogram. Exact in float32 (integer ranks over a
+    power of two for 256² frames), so numpy and torch agree bit for bit.
+
+Only ``"frame_mean"`` reproduces the paper's preprocessing; the others are for the ablation
+(``specklenet-train ablate``). The daemon applies whichever the model's metadata names.
 
 Works on numpy arrays and on torch tensors (array API), ``frames[index, row, column]`` or one
 ``frame[row, column]``. Pure function of its input: thread-safe.
@@ -21,7 +30,8 @@ import array_api_compat
 
 from specklenet.daemon.errors import ConfigError
 
-METHODS = ("frame_mean", "fixed")
+METHODS = ("frame_mean", "fixed", "zscore", "equalised")
+Method = Literal["frame_mean", "fixed", "zscore", "equalised"]
 
 
 @dataclass(frozen=True)
@@ -29,12 +39,12 @@ class Normalisation:
     """How raw camera counts become network input.
 
     Attributes:
-        method: ``"frame_mean"`` or ``"fixed"`` (see the module docstring).
+        method: one of :data:`METHODS` (see the module docstring).
         dark_offset_counts: black level subtracted first (the camera's dark offset).
         full_scale_counts: the ADC's largest count (``"fixed"`` only).
     """
 
-    method: Literal["frame_mean", "fixed"] = "frame_mean"
+    method: Method = "frame_mean"
     dark_offset_counts: float = 16.0
     full_scale_counts: float = 4095.0
 
@@ -50,7 +60,12 @@ class Normalisation:
         signal = xp.clip(xp.astype(frames, xp.float32) - self.dark_offset_counts, 0.0, None)
         if self.method == "fixed":
             return signal / (self.full_scale_counts - self.dark_offset_counts)
+        if self.method == "equalised":
+            return _equalised(xp, signal)
         mean = xp.mean(signal, axis=(-2, -1), keepdims=True)
+        if self.method == "zscore":
+            spread = xp.std(signal - mean, axis=(-2, -1), keepdims=True)
+            return (signal - mean) / xp.clip(spread, 1e-6, None)  # a flat frame becomes 0, never NaN
         return signal / xp.clip(mean, 1e-6, None)  # an all-dark frame stays 0, never NaN
 
     def to_metadata(self) -> dict[str, str]:
@@ -72,3 +87,19 @@ class Normalisation:
             )
         except (KeyError, ValueError) as error:
             raise ConfigError(f"model metadata lacks a valid speckle normalisation: {error}") from error
+
+
+def _equalised(xp: Any, signal: Any) -> Any:
+    """Per-frame mid-rank empirical CDF of ``signal[..., row, column]`` (float32, in [0, 1])."""
+    shape = signal.shape
+    frames = xp.reshape(signal, (-1, shape[-2] * shape[-1]))
+    n = frames.shape[-1]
+    rows = []
+    for frame in frames:  # searchsorted is 1-D in the array API; a batch is a few hundred frames
+        ordered = xp.sort(frame)
+        below = xp.searchsorted(ordered, frame, side="left")
+        at_or_below = xp.searchsorted(ordered, frame, side="right")
+        rows.append(xp.astype(below + at_or_below, xp.float32) / (2.0 * n))
+    if not rows:
+        return xp.reshape(xp.astype(frames, xp.float32), shape)
+    return xp.reshape(xp.stack(rows), shape)

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "specklenet.training.demo",
     "specklenet.training.data_cli",
     "specklenet.training.model_cli",
+    "specklenet.training.ablate",
 )
 
 

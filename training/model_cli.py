@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from specklenet.daemon.normalisation import METHODS
 
 PROFILE_HELP = (
     "training profile: 'ci' (seconds on a CPU, for tests), 'quick' (every case on a 2-core CPU in about an "
@@ -49,6 +52,19 @@ def _register_fit(subparsers: argparse._SubParsersAction) -> None:
         "--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: CUDA if present)"
     )
     parser.add_argument("--restart", action="store_true", help="discard a previous run in the output folder")
+    parser.add_argument(
+        "--ddp",
+        action="store_true",
+        help="one rank of a data-parallel training under torchrun (e.g. torchrun --standalone "
+        "--nproc-per-node 8 -m specklenet.training.cli fit ... --ddp); rank 0 writes the run folder",
+    )
+    parser.add_argument(
+        "--normalisation",
+        choices=METHODS,
+        default="frame_mean",
+        help="speckle normalisation, recorded in the model's metadata so the daemon applies the same: "
+        "frame_mean (the paper's, default), zscore, equalised (histogram), fixed — the others are ablations",
+    )
     parser.set_defaults(run=run_fit)
 
 
@@ -58,8 +74,16 @@ def run_fit(args: argparse.Namespace) -> int:
     from specklenet.training.train import fit
 
     profile = load_profile(args.profile)
-    pairs = load_pairs(args.pairs, output_px=profile.model.resolution_px)
+    pairs = load_pairs(args.pairs, output_px=profile.model.resolution_px, method=args.normalisation)
     print(f"{args.pairs}: {len(pairs)} complete pairs of case {pairs.targets.case!r} ({pairs.source})")
+    if args.ddp:
+        from specklenet.training.ddp import fit_distributed
+
+        with _logging_to_stderr():
+            result = fit_distributed(pairs, profile, args.output, device=args.device)
+        if os.environ.get("RANK") == "0":
+            print(f"{args.output}: {result.stopped} after {result.epochs} epochs (DDP, see ddp.json)")
+        return 0
     with _logging_to_stderr():
         try:
             result = fit(
@@ -103,6 +127,7 @@ def _register_export(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from specklenet.daemon.normalisation import Normalisation
     from specklenet.training.export import export_onnx, load_best
     from specklenet.training.pairdata import load_pairs
 
@@ -110,7 +135,8 @@ def run_export(args: argparse.Namespace) -> int:
     if args.pairs is not None:
         _, checkpoint = load_best(args.run_dir)
         output_px = checkpoint["profile"]["model"]["resolution_px"]
-        pairs = load_pairs(args.pairs, output_px=output_px)
+        normalisation = Normalisation.from_metadata(checkpoint["data"]["normalisation"])
+        pairs = load_pairs(args.pairs, output_px=output_px, normalisation=normalisation)
         real = pairs.frames[:8].numpy()
     result = export_onnx(args.run_dir, args.output, real_frames=real)
     info = result.info
@@ -207,10 +233,21 @@ def _register_reproduce(subparsers: argparse._SubParsersAction) -> None:
         "images (default: 1; may grow on a rerun)",
     )
     parser.add_argument("--device", default=None, help="torch device (default: CUDA if present)")
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: every task in this process (default); ray: one Ray task per rendering and training on "
+        "the cluster of RAY_ADDRESS (or a local instance), resumable (needs specklenet[cluster])",
+    )
+    parser.add_argument(
+        "--gpus-per-task", type=float, default=None, help="Ray: GPU share per task (default: 1 with a GPU)"
+    )
     parser.set_defaults(run=run_reproduce)
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
+    from specklenet.training.cluster import make_executor
     from specklenet.training.profiles import load_profile
     from specklenet.training.reproduce import Options, reproduce
 
@@ -228,7 +265,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     )
     with _logging_to_stderr():
         try:
-            report = reproduce(options)
+            executor = make_executor(args.executor, gpus_per_task=args.gpus_per_task)
+            report = reproduce(options) if executor is None else reproduce(options, executor)
         except KeyboardInterrupt:
             print(f"interrupted: finished work is kept in {args.output}; run the same command to continue")
             raise

@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional
 
 from specklenet.daemon.errors import FileFormatError
-from specklenet.daemon.normalisation import Normalisation
+from specklenet.daemon.normalisation import Method, Normalisation
 from specklenet.daemon.records import Targets, read_pairs
 
 _CHUNK = 256  # frames normalised at a time: bounds the temporary memory to a few 100 MB
@@ -93,11 +93,12 @@ def load_pairs(
     output_px: int,
     normalisation: Normalisation | None = None,
     indices: Iterable[int] | None = None,
+    method: Method = "frame_mean",
 ) -> PairTensors:
     """Read the complete pairs of a pairs file (or those at ``indices``) into memory.
 
-    ``normalisation`` defaults to :class:`Normalisation` with the dark offset recorded in the file's
-    acquisition settings (when it has one), so twin and camera frames are treated alike.
+    ``normalisation`` defaults to :class:`Normalisation` of ``method`` with the dark offset recorded in
+    the file's acquisition settings (when it has one), so twin and camera frames are treated alike.
     Raises :class:`FileFormatError` when the file has no complete pair to use.
     """
     with read_pairs(path) as pairs:
@@ -107,7 +108,9 @@ def load_pairs(
         raw = pairs.load_frames(wanted)
         targets = pairs.targets.subset(wanted)
         source, acquisition = pairs.source, dict(pairs.acquisition)
-    normalisation = normalisation or Normalisation(dark_offset_counts=dark_offset_counts(acquisition))
+    normalisation = normalisation or Normalisation(
+        method=method, dark_offset_counts=dark_offset_counts(acquisition)
+    )
     return PairTensors(
         frames=normalise_frames(raw, normalisation),
         truth=resize_truth(targets.ground_truth(), output_px),

@@ -120,12 +120,18 @@ class Backend:
         return total
 
     def add_segments(self, out: Any, segment: Any, values: Any) -> None:
-        """``out[segment[i]] += values[i]`` in place; ``segment`` is non-decreasing."""
+        """``out[segment[i]] += values[i]`` in place, one ``i`` after another; ``segment`` is
+        non-decreasing.
+
+        numpy adds the planes of a canvas to it in their order, never summed among themselves first,
+        so a grey canvas's frame is bit-identical however its planes fall into batches (a frame alone
+        or in a recording's batch: the simulated camera equals ``simulate``).
+        """
         if values.shape[0] == 0:
             return
         if self.is_numpy:
-            starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
-            out[segment[starts]] += np.add.reduceat(values, starts, axis=0)
+            for index, value in zip(segment.tolist(), values, strict=True):
+                out[index] += value
         else:
             out.index_add_(0, segment, values)
 

@@ -1,0 +1,112 @@
+"""The ablation command at ci size: variants planned, trained, evaluated through ONNX, reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from specklenet.daemon.errors import ConfigError
+from specklenet.training.ablate import Options, ablate, converging_profile, larger_profile, plan
+from specklenet.training.cli import main
+from specklenet.training.intervals import mean_interval, paired_difference
+from specklenet.training.profiles import PROFILES
+
+CI = PROFILES["ci"]
+# The embedded stand-in datasets (no MNIST/LFW folder) warn; that is expected here.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::specklenet.training.datasets.StandInWarning",
+    "ignore::specklenet.training.datasets.RepeatedImagesWarning",
+)
+
+
+def _options(tmp_path: Path, **overrides) -> Options:
+    return Options(profile=CI, out_dir=tmp_path, n_train=16, n_test=4, device="cpu", **overrides)
+
+
+def test_every_axis_plans_its_variants_with_shared_renders(tmp_path: Path) -> None:
+    renders, trainings = plan(_options(tmp_path, cases=("2",), memory_px=(4.0, 16.0)))
+    by_axis: dict[str, list[str]] = {}
+    for training in trainings:
+        by_axis.setdefault(training.axis, []).append(training.label)
+    assert by_axis == {
+        "normalisation": ["frame_mean", "zscore", "equalised"],
+        "grey_model": ["pwm", "amplitude", "incoherent"],
+        "size": ["32px-w4", "64px-w8"],
+        "length": ["cap6", "converged"],
+        "memory": ["me4px", "me16px"],
+    }
+    # One render per distinct target set × twin: case 2 (train + faces + digits) through pwm (shared by
+    # normalisation, size, length), amplitude and incoherent; case 5 (train + 6 tests) per memory range.
+    assert len(renders) == 3 * 3 + 2 * 7
+    assert len({r.pairs for r in renders}) == len(renders)
+    memory = [t for t in trainings if t.axis == "memory"]
+    assert {t.case for t in memory} == {"5"} and memory[0].train_pairs != memory[1].train_pairs
+
+
+def test_profiles_of_the_size_and_length_axes() -> None:
+    larger = larger_profile(CI)
+    assert (larger.model.resolution_px, larger.model.base_width) == (64, 8)
+    converged = converging_profile(CI)
+    assert converged.max_epochs == 10 * CI.max_epochs and converged.model == CI.model
+
+
+def test_unknown_axis_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown axis"):
+        _options(tmp_path, axes=("colour",))
+
+
+def test_intervals_cover_the_mean_and_paired_differences_cancel_image_spread() -> None:
+    rng = np.random.default_rng(0)
+    hardness = rng.uniform(0.2, 0.9, 40)  # some images are harder for every model
+    a, b = hardness + 0.03, hardness + rng.normal(0, 0.005, 40)
+    unpaired = mean_interval(a)
+    assert unpaired.low < unpaired.mean < unpaired.high and not unpaired.excludes(float(b.mean()))
+    difference = paired_difference(a, b)
+    assert difference.excludes(0.0) and difference.low > 0.02
+    assert not paired_difference(b, b).excludes(0.0)
+
+
+def test_ci_ablation_end_to_end_records_the_normalisation_in_the_model(tmp_path: Path) -> None:
+    """One variant (an export takes seconds): trained, exported, evaluated as the daemon would, reported."""
+    options = _options(tmp_path, axes=("normalisation",), cases=("2",), normalisations=("equalised",))
+    summary = ablate(options)
+    (row,) = summary["normalisation"]["2"]
+    # The exported model carries the normalisation it was trained with; evaluation applied that one.
+    assert row["label"] == "equalised" and row["normalisation"] == "equalised"
+    assert set(row["tests"]) == {"faces", "digits"}
+    for test in row["tests"].values():
+        assert -1.0 <= test["pcc"]["low"] <= test["pcc"]["mean"] <= test["pcc"]["high"] <= 1.0
+        assert test["vs_reference"] == {"mean": 0.0, "low": 0.0, "high": 0.0}  # it is its own reference
+    report = (tmp_path / "ablation.md").read_text()
+    assert "(a) speckle normalisation" in report and "| equalised |" in report
+    assert (tmp_path / "ablation-normalisation.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "ablation.json").read_text()) == summary
+    # A rerun finds the variant finished and writes the same summary without training again.
+    result = tmp_path / "variants" / "normalisation-case2-equalised" / "result.json"
+    stamp = result.stat().st_mtime_ns
+    assert ablate(options) == summary
+    assert result.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_ci_ablation_of_every_axis_from_the_command_line(tmp_path: Path) -> None:
+    status = main(
+        ["ablate", "-o", str(tmp_path), "--profile", "ci", "--cases", "2", "--n-train", "12", "--n-test", "3",
+         "--memory-px", "4,16", "--device", "cpu"]
+    )  # fmt: skip
+    assert status == 0
+    summary = json.loads((tmp_path / "ablation.json").read_text())
+    assert set(summary) == {"normalisation", "grey_model", "size", "length", "memory"}
+    assert [row["normalisation"] for row in summary["normalisation"]["2"]] == [
+        "frame_mean",
+        "zscore",
+        "equalised",
+    ]
+    assert set(summary["memory"]["5"][0]["tests"]) >= {"faces", "faces-shift1", "faces-shift2"}
+    converged = summary["length"]["2"][1]["training"]
+    assert converged["stopped"] == "early-stopped"  # trained to convergence, not to a cap
+    report = (tmp_path / "ablation.md").read_text()
+    assert all(f"ablation-{axis}.png" in report for axis in summary)

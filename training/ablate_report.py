@@ -1,0 +1,123 @@
+"""The ablation's report section: ``ablation.md`` (tables), ``ablation.json`` and one figure per axis.
+
+For each axis, case and test set: the mean PCC over the test images with its 95 % bootstrap interval,
+and the paired difference to the axis's reference variant (its first) with its interval; a difference
+whose interval excludes 0 is marked as a change. See :mod:`.ablate` for the axes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from specklenet.training.intervals import mean_interval, paired_difference
+
+TITLES = {
+    "normalisation": "(a) speckle normalisation",
+    "grey_model": "(b) the DMD's grey model (amplitude and incoherent: ablations only)",
+    "size": "(c) network resolution and width",
+    "length": "(d) training length (epoch cap against convergence)",
+    "memory": "(e) the diffuser's memory-effect range, case 5",
+}
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """``axis → case → [variant rows]`` with intervals, references first."""
+    grouped: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for result in results:
+        grouped[result["axis"]][result["case"]].append(result)
+    summary: dict[str, Any] = {}
+    for axis, cases in grouped.items():
+        summary[axis] = {}
+        for case, variants in cases.items():
+            reference = variants[0]
+            rows = []
+            for variant in variants:
+                tests = {}
+                for test, pcc in variant["pcc"].items():
+                    values = np.asarray(pcc)
+                    difference = paired_difference(values, np.asarray(reference["pcc"][test]))
+                    tests[test] = {"pcc": vars(mean_interval(values)), "vs_reference": vars(difference)}
+                rows.append(
+                    {k: variant[k] for k in ("label", "profile", "normalisation", "training")}
+                    | {"tests": tests}
+                )
+            summary[axis][case] = rows
+    return summary
+
+
+def write_section(results: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """Write ``ablation.md``, ``ablation.json`` and ``ablation-<axis>.png`` under ``out``; the summary."""
+    summary = summarise(results)
+    (out / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lines = [
+        "## Ablations",
+        "",
+        "Mean PCC over the test images with its 95 % bootstrap interval; Δ: the paired difference to the "
+        "axis's first variant on the same images (bold where its interval excludes 0: a change). One "
+        "training per variant: the intervals cover the test images, not the spread between trainings "
+        "(initial weights, diffuser) that `reproduce --seeds` measures.",
+        "",
+    ]
+    for axis, cases in summary.items():
+        lines += [f"### {TITLES[axis]}", "", f"![{axis}](ablation-{axis}.png)", ""]
+        for case, rows in cases.items():
+            tests = list(rows[0]["tests"])
+            lines.append(f"Case {case}:")
+            lines.append("")
+            lines.append(
+                "| variant | epochs (stop) | " + " | ".join(f"{t} PCC | Δ {t}" for t in tests) + " |"
+            )
+            lines.append("|---|---|" + "---|---|" * len(tests))
+            for row in rows:
+                cells = []
+                for test in tests:
+                    pcc, delta = row["tests"][test]["pcc"], row["tests"][test]["vs_reference"]
+                    text = f"{delta['mean']:+.3f} [{delta['low']:+.3f}, {delta['high']:+.3f}]"
+                    changed = not delta["low"] <= 0.0 <= delta["high"]
+                    cells += [_interval(pcc), f"**{text}**" if changed else text]
+                training = row["training"]
+                lines.append(
+                    f"| {row['label']} | {training['epochs']} ({training['stopped']}) | "
+                    + " | ".join(cells)
+                    + " |"
+                )
+            lines.append("")
+        _figure(axis, cases, out / f"ablation-{axis}.png")
+    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    return summary
+
+
+def _interval(value: dict[str, float]) -> str:
+    return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
+
+
+def _figure(axis: str, cases: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """Grouped bars: one panel per case, one group per test set, one bar per variant, 95 % whiskers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(cases), figsize=(4.5 * len(cases), 3.4), squeeze=False)
+    for panel, (case, rows) in zip(axes[0], cases.items(), strict=True):
+        tests = list(rows[0]["tests"])
+        width = 0.8 / len(rows)
+        for index, row in enumerate(rows):
+            means = [row["tests"][t]["pcc"]["mean"] for t in tests]
+            low = [m - row["tests"][t]["pcc"]["low"] for m, t in zip(means, tests, strict=True)]
+            high = [row["tests"][t]["pcc"]["high"] - m for m, t in zip(means, tests, strict=True)]
+            x = np.arange(len(tests)) + (index - (len(rows) - 1) / 2) * width
+            panel.bar(x, means, width, yerr=[low, high], capsize=2, label=row["label"])
+        panel.set_xticks(np.arange(len(tests)), tests, fontsize=8, rotation=30, ha="right")
+        panel.set_title(f"case {case}", fontsize=9)
+        panel.set_ylabel("PCC (95 % interval)")
+        panel.legend(fontsize=7)
+    fig.suptitle(TITLES[axis], fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
