@@ -18,7 +18,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[training,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[training,dev,cluster]'
 	touch $(STAMP)
 
 lint: $(STAMP)
