@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from specklenet.daemon.config import build, load_toml
 from specklenet.daemon.devices.camera import CameraGeometry
 from specklenet.daemon.devices.dmd import DmdTiming
-from specklenet.daemon.devices.simulated import SimFaults
+from specklenet.daemon.devices.sim_clock import SimFaults
 from specklenet.daemon.errors import ConfigError
-from specklenet.daemon.twin import TwinConfig
+from specklenet.daemon.toml_loader import build, load_toml
+from specklenet.daemon.twin.config import TwinConfig
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class AcquisitionSettings:
 
 @dataclass(frozen=True)
 class SimSettings:
-    """``[sim]``: the simulated bench (see :mod:`specklenet.daemon.devices.simulated`).
+    """``[sim]``: the simulated bench (see :mod:`specklenet.daemon.devices.sim_dmd` and ``sim_camera``).
 
     Attributes:
         seed: the twin's seed (diffuser screens and camera noise) and the trigger jitter's.

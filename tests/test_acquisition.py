@@ -16,12 +16,12 @@ import structlog
 from alp_emulator import AlpEmulator, build
 
 from specklenet.daemon.acquisition import Acquisition, AcquisitionIncompleteError, Progress
-from specklenet.daemon.config import build as build_settings
 from specklenet.daemon.devices import make_bench
 from specklenet.daemon.devices.alp_dmd import AlpDmd
 from specklenet.daemon.devices.basler_camera import BaslerCamera
 from specklenet.daemon.records import PairsWriter, Targets, read_pairs
 from specklenet.daemon.settings import DaemonSettings
+from specklenet.daemon.toml_loader import build as build_settings
 from specklenet.daemon.twin import Twin
 
 
