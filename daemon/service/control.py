@@ -117,7 +117,9 @@ class ControlChannel:
 
     def _error(self, ident: Any, code: str, message: str) -> bytes:
         self.counters[f"error.{code}"] += 1
-        log.info("request_refused", code=code, error=message[:200])
+        log.debug(
+            "request_refused", code=code, error=message[:200]
+        )  # counted; a flood must not flood the log
         return protocol.encode_reply(ident, error=message[:1000], code=code)
 
 
