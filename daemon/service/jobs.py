@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
-from specklenet.daemon.acquisition import Acquisition, Progress
+from specklenet.daemon import acquire_job
+from specklenet.daemon.acquire_job import Progress
 from specklenet.daemon.errors import FileFormatError
 from specklenet.daemon.records import PairsWriter, Targets
 from specklenet.daemon.service.bench import Bench
@@ -166,7 +167,7 @@ class AcquireJob:
         bench.recover()
         acquisition = json.loads(json.dumps({**bench.describe_twin(), "daemon": bench.settings.describe()}))
         with self._open(acquisition) as writer:
-            job = Acquisition(
+            job = acquire_job.AcquireJob(
                 writer, bench.dmd, bench.camera, bench.settings, progress=self._update, stop=stop
             )
             self._state = job.progress
