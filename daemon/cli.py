@@ -16,11 +16,11 @@ from typing import Any
 
 import structlog
 
-from specklenet.daemon.acquire import StopRequest
+from specklenet.daemon.acquire_command import StopRequest
 from specklenet.daemon.errors import ConfigError, FileFormatError, SpecklenetError
 
 # Subcommand modules, in the order --help lists them.
-COMMAND_MODULES = ("specklenet.daemon.acquire",)
+COMMAND_MODULES = ("specklenet.daemon.acquire_command",)
 
 _HANDLER_NAME = "specklenetd"
 
