@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from specklenet.daemon.errors import ModelError
+from specklenet.daemon.frames import MatchedFrame
 from specklenet.daemon.inference import Reconstructor
 
 Publish = Callable[[str, dict, "np.ndarray | None"], None]
@@ -147,8 +148,8 @@ class ReconstructionConsumer:
             previous, self._reconstructor = self._reconstructor, reconstructor
         return previous
 
-    def __call__(self, frame: Any) -> None:
-        """Process one C3 ``MatchedFrame``; exceptions propagate to the pipeline (it logs and counts)."""
+    def __call__(self, frame: MatchedFrame) -> None:
+        """Process one frame; exceptions propagate to the pipeline (it logs and counts)."""
         with self._lock:
             model = self._reconstructor
             try:
@@ -179,7 +180,7 @@ class ReconstructionConsumer:
                 inference_ms=inference_ms,
             )
 
-    def _score(self, model: Reconstructor, image: np.ndarray, frame: Any) -> float | None:
+    def _score(self, model: Reconstructor, image: np.ndarray, frame: MatchedFrame) -> float | None:
         index = frame.target_index
         if index is None or not frame.accepted:
             return None

@@ -1,28 +1,14 @@
-"""A stand-in for the pipeline's ``MatchedFrame`` (contract C3) until daemon's pipeline lands (not a
-test module): a frozen dataclass with the same fields, and frames read from a twin pairs file."""
+"""Pipeline frames (:class:`~specklenet.daemon.frames.MatchedFrame`) made by hand, and the frames of a
+twin pairs file, for the live-inference tests (not a test module)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from specklenet.daemon.frames import MatchedFrame
 from specklenet.daemon.records import read_pairs
-
-
-@dataclass(frozen=True, slots=True)
-class MatchedFrame:
-    counts: np.ndarray
-    frame_id: int
-    picture: int
-    target_index: int | None
-    loop: int
-    camera_timestamp_ns: int | None
-    capture_ns: int
-    received_ns: int
-    accepted: bool
-    reason: str
 
 
 def matched(
