@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import threading
@@ -19,6 +20,7 @@ from specklenet.daemon.acquire_job import AcquireJob, AcquisitionIncompleteError
 from specklenet.daemon.devices import make_bench
 from specklenet.daemon.devices.alp_dmd import AlpDmd
 from specklenet.daemon.devices.basler_camera import BaslerCamera
+from specklenet.daemon.errors import ConfigError
 from specklenet.daemon.records import PairsWriter, Targets, read_pairs
 from specklenet.daemon.settings import DaemonSettings
 from specklenet.daemon.toml_loader import build as build_settings
@@ -99,15 +101,60 @@ def test_injected_faults_are_all_detected_and_rerecorded(tmp_path: Path, twin: T
         "ignore_every": 23,  # triggers the camera misses: the sequence's count is off
         "late_every": 5,  # late triggers: the exposure misses part of the picture
         "late_us": 300.0,
+        "spurious_every": 13,  # an extra trigger edge 12 ms after every 13th picture
+        "clock_drift_ppm": 200.0,  # the camera's clock runs fast
         "remove_at": 9,  # the camera is unplugged once
         "dmd_error_at": 2,  # the DMD fails once
     }
     chosen = targets(20)
-    result = acquire(tmp_path / "pairs.h5", chosen, settings(sim={"faults": faults}), twin)
+    # A camera fast enough to answer the spurious edges (at 160/s it would still be busy).
+    config = settings(sim={"faults": faults, "max_frame_rate_hz": 1000.0})
+    result = acquire(tmp_path / "pairs.h5", chosen, config, twin)
     assert_matched(tmp_path / "pairs.h5", chosen, twin)
     assert set(result.reasons) == {"transport", "failed", "count", "timestamp"}
     assert result.device_errors == 2 and result.rerecorded > 0 and result.passes > 1
     assert result.recorded == 20 and result.done == 20
+
+
+def test_a_spurious_trigger_rejects_its_sequence(tmp_path: Path, twin: Twin) -> None:
+    # The case: an extra edge 12 ms after picture 3 of 8 gave frame ids [0,1,2,3,4,4,5,6].
+    config = settings(sim={"faults": {"spurious_every": 4}, "max_frame_rate_hz": 1000.0})
+    chosen = targets(8)
+    with structlog.testing.capture_logs() as logs, pytest.raises(AcquisitionIncompleteError):
+        acquire(
+            tmp_path / "pairs.h5",
+            chosen,
+            dataclasses.replace(config, acquisition=dataclasses.replace(config.acquisition, max_passes=1)),
+            twin,
+        )
+    assert any(entry["event"] == "frames_rejected" and entry["reasons"] == {"count": 8} for entry in logs)
+    with read_pairs(tmp_path / "pairs.h5") as pairs:
+        assert not pairs.complete.any()
+
+
+def test_clock_drift_costs_no_frame(tmp_path: Path, twin: Twin) -> None:
+    # 64 pictures of 10.5 ms at 200 ppm: the last frame is 134 µs off a schedule without drift.
+    chosen = targets(64)
+    config = settings(sim={"faults": {"clock_drift_ppm": -200.0}}, acquisition={"sequence_pictures": 64})
+    result = acquire(tmp_path / "pairs.h5", chosen, config, twin)
+    assert (result.lost, result.passes) == (0, 1)
+    assert_matched(tmp_path / "pairs.h5", chosen, twin)
+
+
+def test_every_uploaded_sequence_is_freed_whatever_fails(tmp_path: Path, twin: Twin) -> None:
+    chosen = targets(20)
+    config = settings(sim={"faults": {"dmd_error_at": 2, "remove_at": 12}})
+    with PairsWriter.create(tmp_path / "pairs.h5", chosen, source="twin", acquisition={}) as writer:
+        dmd, camera = make_bench(config, twin=twin)
+        with dmd, camera:
+            result = AcquireJob(writer, dmd, camera, config).run()
+            assert dmd.used_pictures == 0  # before close() frees what is left
+    assert result.device_errors == 2 and result.done == 20
+
+
+def test_sequences_shorter_than_the_timestamp_check_needs_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"acquisition.sequence_pictures: must be >= 8"):
+        settings(acquisition={"sequence_pictures": 1})
 
 
 def test_a_stop_request_leaves_a_file_that_resumes_to_completion(tmp_path: Path, twin: Twin) -> None:

@@ -215,6 +215,12 @@ class SimulatedCamera(Camera):
             while not job.done.wait(0.05) and not given_up() and not self._closing.is_set():
                 pass
 
+    def wait_exposed(self, timeout_s: float) -> bool:
+        """Test hook: block until every exposure triggered so far is out of the sensor (delivered,
+        lost or dropped); False on timeout. Makes real-time tests independent of thread timing."""
+        with self._jobs.all_tasks_done:
+            return self._jobs.all_tasks_done.wait_for(lambda: self._jobs.unfinished_tasks <= 0, timeout_s)
+
     def _sensor(self) -> None:
         while (job := self._jobs.get()) is not None:
             try:
@@ -223,6 +229,7 @@ class SimulatedCamera(Camera):
                 _logger.exception("%s: rendering exposure %d failed", self.name, job.number)
             finally:
                 job.done.set()
+                self._jobs.task_done()
 
     def _expose(self, job: _Exposure) -> None:
         self.clock.sleep_until(job.end_ns, self._closing)  # real time: the frame exists after its exposure
