@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,24 @@ class Daemon:
         self.stream = f"ipc://{workdir}/stream"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(workdir / "notify"))
-        self.notify.settimeout(TIMEOUT_S)
+        self.notify.settimeout(0.2)
         self.notices: list[str] = []
+        self._noticed = threading.Condition()
+        self._reader = threading.Thread(target=self._read_notices, daemon=True)
+        self._reader.start()
         env = {**os.environ, "NOTIFY_SOCKET": str(workdir / "notify")}
         if watchdog_usec:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
         self.log = (workdir / "daemon.log").open("w")
-        command = [sys.executable, "-m", "specklenet.daemon.cli", "serve", "--sim", "--config", str(self.config)]
+        command = [
+            sys.executable,
+            "-m",
+            "specklenet.daemon.cli",
+            "serve",
+            "--sim",
+            "--config",
+            str(self.config),
+        ]
         self.process = subprocess.Popen(command, cwd=workdir, stderr=self.log, env=env)
         self.context = zmq.Context()
         self.dealer = self.context.socket(zmq.DEALER)
@@ -46,16 +58,28 @@ class Daemon:
         self.dealer.connect(self.control)
         self._ids = itertools.count(1)
 
-    def wait_notice(self, prefix: str) -> str:
-        """The next notify datagram starting with ``prefix`` (others are kept in ``notices``)."""
-        while True:
+    def _read_notices(self) -> None:
+        """Read the notify socket all the time, as systemd does (a full socket would drop datagrams)."""
+        while self.notify.fileno() >= 0:
             try:
                 message = self.notify.recv(4096).decode()
             except TimeoutError:
-                raise AssertionError(f"no {prefix} from the daemon; log:\n{self.log_text()}") from None
-            self.notices.append(message)
-            if message.startswith(prefix):
-                return message
+                continue
+            except OSError:
+                return
+            with self._noticed:
+                self.notices.append(message)
+                self._noticed.notify_all()
+
+    def wait_notice(self, prefix: str) -> str:
+        """The first notify datagram (since start) starting with ``prefix``."""
+        with self._noticed:
+            found = self._noticed.wait_for(
+                lambda: any(m.startswith(prefix) for m in self.notices), timeout=TIMEOUT_S
+            )
+        if not found:
+            raise AssertionError(f"no {prefix} from the daemon; log:\n{self.log_text()}")
+        return next(m for m in self.notices if m.startswith(prefix))
 
     def request(self, cmd: str, args: dict[str, Any] | None = None) -> protocol.Reply:
         ident = next(self._ids)

@@ -258,3 +258,11 @@ def test_curve_admits_only_listed_client_keys(tmp_path: Path) -> None:
     finally:
         sockets.close()
         context.term()
+
+
+def test_notifier_never_blocks_on_a_reader_that_stalled(notify_socket) -> None:
+    path, _ = notify_socket  # bound, never read from here on: its queue fills up
+    notifier = Notifier(path)
+    for _ in range(5_000):
+        notifier.status("live: 50 frames/s")
+    assert notifier.dropped > 0  # dropped and counted, the caller went on

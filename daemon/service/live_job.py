@@ -156,8 +156,9 @@ class LiveJob:
         camera = self.bench.camera
         if not self.bench.simulated or len(indices) > PRERENDER_MAX or not hasattr(camera, "frame_cache"):
             return
-        frames = self.bench.twin.expose(self.targets.canvases[indices], indices)
-        camera.frame_cache = {int(index): frame for index, frame in zip(indices, frames, strict=True)}
+        twin, canvases = self.bench.twin, self.targets.canvases
+        # expose_one, as the camera renders (a batch may differ in the last bit of a few pixels)
+        camera.frame_cache = {int(index): twin.expose_one(canvases[index], int(index)) for index in indices}
 
     def _writer(self) -> contextlib.AbstractContextManager[PairsWriter | None]:
         if self.record is None:

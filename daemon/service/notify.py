@@ -6,7 +6,9 @@ same in a terminal. Messages: ``READY=1`` once the bench is open and the model w
 (a human line: job, rate), ``WATCHDOG=1`` whenever the frame loop made progress (the caller decides:
 a stalled loop must stop feeding it), ``STOPPING=1`` on SIGTERM.
 
-A failing send is logged once and otherwise ignored: systemd going away must not stop the bench.
+Sends never block: a datagram that does not fit the receiver's queue (a reader that stalled) is dropped
+and counted (``dropped``). A failing send is logged once and otherwise ignored: systemd going away must
+not stop the bench, nor a full socket the service loop.
 Thread-safe (one datagram per call).
 """
 
@@ -43,6 +45,7 @@ class Notifier:
         self._clock = clock
         self._last_ping = -float("inf")
         self._warned = False
+        self.dropped = 0
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Notifier:
@@ -84,9 +87,11 @@ class Notifier:
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.setblocking(False)
                 sock.connect(target)
-                sock.sendall(message.encode())
+                sock.send(message.encode())
         except OSError as error:
+            self.dropped += 1
             if not self._warned:
                 self._warned = True
                 log.warning("notify_failed", socket=self.address, error=str(error))

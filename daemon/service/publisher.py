@@ -4,9 +4,10 @@ Each message is ``protocol.encode_data``'s ``[topic, msgpack header, raw array b
 gets ``seq`` (per topic, from 0, +1 per message *attempted*, so a subscriber sees a gap wherever a
 message was dropped) and ``t_publish_ns`` (``time.time_ns()``). Arrays go out without a copy
 (``copy=False``): the caller must not modify an array after publishing it (the pipeline's frames and
-the reconstructions are fresh arrays). Sends use NOBLOCK: a PUB socket drops for a subscriber whose
-queue (SNDHWM) is full, and any ``zmq.Again`` is counted as dropped, so a slow or stalled subscriber
-never slows the daemon.
+the reconstructions are fresh arrays). Sends use NOBLOCK, so a slow or stalled subscriber never slows
+the daemon: a PUB socket silently drops the messages of a subscriber whose queue (SNDHWM) is full —
+that subscriber sees the gap in ``seq`` — and whatever the socket refuses outright (``zmq.Again``,
+with socket types that do) is counted in ``dropped``.
 
 Thread-safety: ``publish`` may be called from any thread (the inference consumer, the speckle consumer
 and the service loop share one socket; a lock serialises the sends, as ZeroMQ sockets are not
