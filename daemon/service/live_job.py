@@ -10,7 +10,8 @@ shows the targets over and over and yields matched frames; the :class:`Pipeline`
   into a new pairs file.
 
 Acquisition never waits for inference: where the model is slower than the camera (always on a CPU),
-``counters.reconstruction.skipped`` grows and the frame rate stays the camera's. A loop shorter than
+``counters.skipped`` grows and the frame rate stays the camera's. A device fault (a removed camera, a
+DMD error) is logged, reported in the status and recovered from by restarting the loop. A loop shorter than
 :data:`~specklenet.daemon.matching.MIN_PICTURES` targets is repeated to that length (the timestamp
 check needs it). :meth:`LiveJob.swap` replaces the model between two frames without stopping.
 
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from specklenet.daemon.errors import DeviceError, DeviceRemovedError
 from specklenet.daemon.frames import MatchedFrame
 from specklenet.daemon.live import LatencyStats, ReconstructionConsumer
 from specklenet.daemon.matching import MIN_PICTURES
@@ -111,6 +113,8 @@ class LiveJob:
         self._lost = 0
         self._last_block: int | None = None
         self._recorder: PairsRecorder | None = None
+        self.device_errors = 0
+        self.last_device_error = ""
 
     @property
     def progress(self) -> int:
@@ -140,14 +144,34 @@ class LiveJob:
                     pipeline.add(self._recorder, name="recorder", critical=True)
                 self.pipeline = pipeline
                 with pipeline:
-                    for frame in runner.loop(self.targets.canvases[indices], indices, window=MIN_PICTURES):
-                        self._count(frame, len(indices))
-                        pipeline.dispatch(frame)
+                    self._loop(runner, indices, stop)
                     pipeline.drain()
         finally:
             if hasattr(bench.camera, "frame_cache"):
                 bench.camera.frame_cache = {}  # by picture id: another targets file's ids would hit it
         return self.status()
+
+    def _loop(self, runner: SequenceRunner, indices: np.ndarray, stop: threading.Event) -> None:
+        """Dispatch looped frames until ``stop``; a device fault (camera removed, DMD error) is logged,
+        counted in the status, and the loop restarted (the camera found again), up to
+        ``acquisition.device_retries`` times per job."""
+        bench, pipeline = self.bench, self.pipeline
+        assert pipeline is not None
+        while not stop.is_set():
+            try:
+                for frame in runner.loop(self.targets.canvases[indices], indices, window=MIN_PICTURES):
+                    self._count(frame, len(indices))
+                    pipeline.dispatch(frame)
+                return
+            except DeviceError as error:
+                self.device_errors += 1
+                self.last_device_error = str(error)
+                log.warning("device_error", error=str(error), errors=self.device_errors)
+                if self.device_errors > bench.settings.acquisition.device_retries:
+                    raise
+                self._last_block = None  # the restarted loop numbers its frames afresh
+                if isinstance(error, DeviceRemovedError) or bench.camera.removed:
+                    bench.camera.reconnect(bench.settings.camera.reconnect_timeout_s)
 
     def _prerender(self, indices: np.ndarray) -> None:
         """Simulated bench: render each looped target once, ahead. The camera then hands out exactly
@@ -203,6 +227,8 @@ class LiveJob:
                 "p99": latency["latency_p99_ms"],
             },
             "inference_p50_ms": latency["inference_p50_ms"],
+            "device_errors": self.device_errors,
+            "last_device_error": self.last_device_error,
             "counters": {
                 "frames": self._frames,
                 "received": run.received if run else 0,
