@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -255,3 +256,25 @@ def test_copies_of_a_model_load_alike(ci_model: Path, tmp_path: Path) -> None:
     frame = np.random.default_rng(1).exponential(100.0, FRAME).astype(np.float32)
     np.testing.assert_array_equal(load(ci_model).reconstruct(frame), load(Path(copy)).reconstruct(frame))
     assert torch is not None  # training's resize is torch's: the parity tests above need it
+
+
+def test_callers_on_several_threads_each_get_their_own_frames_reconstruction(
+    ci_model: Path, held_out: Path
+) -> None:
+    frames, _ = pairs_frames(held_out)
+    reconstructor = load(ci_model)
+    expected = [reconstructor.reconstruct(frame) for frame in frames[:4]]
+    barrier, wrong = threading.Barrier(4), []
+
+    def work(k: int) -> None:
+        barrier.wait()
+        for _ in range(50):
+            if not np.array_equal(reconstructor.reconstruct(frames[k]), expected[k]):
+                wrong.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
