@@ -64,6 +64,11 @@ from specklenet.training.export import _export_graph, _write_metadata
 from specklenet.training.model import build_model
 from specklenet.training.profiles import PROFILES
 
+try:  # the service's C6 publisher once it is merged; until then the stand-in below does the same
+    from specklenet.daemon.service.publisher import Publisher as ServicePublisher
+except ImportError:
+    ServicePublisher = None
+
 FRAME, CANVAS, DISTINCT = (256, 256), (128, 128), 32
 CPU = ["CPUExecutionProvider"]
 
@@ -125,7 +130,7 @@ def test_frames() -> tuple[np.ndarray, np.ndarray]:
 
 
 class Publisher:
-    """What the C6 publisher does: seq per topic, t_publish_ns, NOBLOCK, zero-copy; counts drops."""
+    """Stand-in for the C6 publisher: seq per topic, t_publish_ns, NOBLOCK, zero-copy; counts drops."""
 
     def __init__(self, socket: zmq.Socket) -> None:
         self.socket, self.lock, self.seq, self.dropped = socket, threading.Lock(), {}, 0
@@ -204,7 +209,7 @@ def daemon_run(model: Path, frames: np.ndarray, canvases: np.ndarray, *, rate_hz
     """Dispatch ``count`` frames at ``rate_hz`` into the pipeline; the figures of what arrived."""
     reconstructor = Reconstructor.load(model, frame_shape=FRAME, canvas_shape=CANVAS, providers=None)
     with wire(lambda f: protocol.decode_data(f), _status_probe) as (pub, subscriber):
-        publisher = Publisher(pub)
+        publisher = (ServicePublisher or Publisher)(pub)
         consumer = ReconstructionConsumer(reconstructor, canvases, publisher.publish, LatencyStats(count))
         pipeline = Pipeline()
         pipeline.add(consumer, name="reconstruction", critical=False)
@@ -228,7 +233,6 @@ def daemon_run(model: Path, frames: np.ndarray, canvases: np.ndarray, *, rate_hz
         "latency": _percentiles(latency),
         "overhead": _percentiles(overhead),
         "inference_p50": float(np.median([h["inference_ms"] for _, h in recon])),
-        "dropped": publisher.dropped,
     }
 
 
@@ -371,7 +375,12 @@ def main() -> None:
         print(f"exporting {', '.join(names)} (random weights) ...", flush=True)
         networks = {name: export_network(name, folder_path) for name in names}
         threads = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-        lines = ["", f"{threads}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}", ""]
+        publisher = "the service's" if ServicePublisher else "a stand-in"
+        lines = [
+            "",
+            f"{threads}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; {publisher} C6 publisher",
+            "",
+        ]
 
         identity = identity_model(folder_path / "identity.onnx")
         overhead = daemon_run(identity, frames, canvases, rate_hz=200.0, count=args.frames)
