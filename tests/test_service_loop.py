@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from specklenet.daemon import protocol
+from specklenet.daemon.service.control import CommandError
 from specklenet.daemon.service.notify import Notifier
 from specklenet.daemon.service.service import Service
 from specklenet.daemon.service.settings import ServiceSettings
@@ -108,3 +112,26 @@ def test_a_configuration_error_exits_78_naming_the_key(tmp_path: Path) -> None:
         check=False,
     ).stdout
     assert "78" in help_text and "EX_CONFIG" in help_text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cmd=st.sampled_from(["acquire", "live", "load_model"]),
+    name=st.text(min_size=0, max_size=300) | st.sampled_from(["..", "/", "a/../../b", "x" * 5000, "a\x00b"]),
+)
+def test_any_path_in_a_command_is_refused_or_not_found(service, cmd: str, name: str) -> None:
+    svc, _, _ = service(None)
+    args = {
+        "acquire": {"targets": name, "output": name},
+        "live": {"model": name, "targets": name},
+        "load_model": {"model": name},
+    }[cmd]
+    with pytest.raises(CommandError) as raised:
+        svc.handle(protocol.Request(1, cmd, args))
+    assert raised.value.code in ("refused", "not_found")
+
+
+def test_shutdown_replies_and_sets_the_stop_request(service) -> None:
+    svc, _, _ = service(None)
+    assert svc.handle(protocol.Request(1, "shutdown", {})) == {"shutting_down": True}
+    assert svc.stop_request.is_set()

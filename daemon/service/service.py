@@ -217,8 +217,8 @@ class Service:
         from specklenet.daemon.errors import ModelError
         from specklenet.daemon.inference import Reconstructor
 
-        assert self.bench is not None
         path = self.data.resolve(name, must_exist=True, what=key)
+        assert self.bench is not None
         try:
             return Reconstructor.load(
                 path, frame_shape=self.bench.frame_shape, canvas_shape=self.bench.canvas_shape
