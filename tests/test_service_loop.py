@@ -135,3 +135,27 @@ def test_shutdown_replies_and_sets_the_stop_request(service) -> None:
     svc, _, _ = service(None)
     assert svc.handle(protocol.Request(1, "shutdown", {})) == {"shutting_down": True}
     assert svc.stop_request.is_set()
+
+
+def test_speckle_frames_are_decimated_by_frame_number_not_by_call() -> None:
+    import numpy as np
+
+    from specklenet.daemon.frames import MatchedFrame
+    from specklenet.daemon.service.live_job import SpeckleConsumer
+
+    class Sink:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, dict[str, Any], Any]] = []
+
+        def publish(self, topic: str, header: dict[str, Any], array: Any = None) -> bool:
+            self.sent.append((topic, header, array))
+            return True
+
+    sink = Sink()
+    consumer = SpeckleConsumer(sink, every=3)  # type: ignore[arg-type]
+    counts = np.zeros((4, 4), np.float32)
+    seen = [0, 1, 2, 3, 5, 6, 7, 10]  # a non-critical consumer does not see every frame
+    for block in seen:
+        consumer(MatchedFrame(counts, block, block % 8, block % 8, block // 8, None, block, block, True, ""))
+    assert [h["picture"] + 8 * h["loop"] for _, h, _ in sink.sent] == [0, 3, 6, 10]
+    assert all(topic == "speckle" and array is counts for topic, _, array in sink.sent)  # no copy
