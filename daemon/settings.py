@@ -1,7 +1,8 @@
 """The daemon's settings: one strict TOML file (``systemd/daemon.toml`` is the commented example).
 
-Tables: ``[dmd]``, ``[camera]``, ``[acquisition]``, ``[sim]`` (with ``[sim.faults]``) and ``[twin]`` (the
-optical twin's :class:`~specklenet.daemon.twin.TwinConfig`, used by the simulated bench). Every key is
+Tables: ``[dmd]``, ``[camera]``, ``[acquisition]``, ``[sim]`` (with ``[sim.faults]``), ``[twin]`` (the
+optical twin's :class:`~specklenet.daemon.twin.TwinConfig`, used by the simulated bench) and ``[service]``
+(``specklenetd serve``: :class:`~specklenet.daemon.service.settings.ServiceSettings`). Every key is
 optional; unknown keys and wrong types are errors naming the dotted key and the file. Loaded once, at
 the command line, into frozen dataclasses that the rest of the daemon receives.
 
@@ -23,6 +24,7 @@ from specklenet.daemon.devices.dmd import DmdTiming
 from specklenet.daemon.devices.sim_clock import SimFaults
 from specklenet.daemon.errors import ConfigError
 from specklenet.daemon.matching import MIN_PICTURES
+from specklenet.daemon.service.settings import ServiceSettings
 from specklenet.daemon.toml_loader import build, load_toml
 from specklenet.daemon.twin.config import TwinConfig
 
@@ -182,6 +184,7 @@ class DaemonSettings:
     acquisition: AcquisitionSettings = field(default_factory=AcquisitionSettings)
     sim: SimSettings = field(default_factory=SimSettings)
     twin: TwinConfig = field(default_factory=TwinConfig)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
 
     def __post_init__(self) -> None:
         dmd, camera = self.dmd, self.camera
