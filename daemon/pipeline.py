@@ -21,8 +21,11 @@ Policies:
   (back-pressure: the runner starts no new sequence meanwhile), so the consumer never loses a frame.
   If it raises, the pipeline stops: the next :meth:`dispatch` (or :meth:`drain`) raises
   :class:`ConsumerFailedError`.
-* ``critical=False``: keeps only the newest frame; a frame replaced before the consumer took it is
-  counted in ``skipped``. Its exceptions are logged and counted in ``errors``; the job goes on.
+* ``critical=False``: keeps only the newest ``keep`` frames (default 1), oldest first; a frame pushed
+  out before the consumer took it is counted in ``skipped``. Its exceptions are logged and counted in
+  ``errors``; the job goes on. ``keep`` > 1 suits a runner that hands frames over in bursts (live
+  mode matches a window of frames at once): a consumer that keeps up on average then sees every
+  frame, one that does not still works on frames at most ``keep`` behind the newest.
 
 Retrieval never waits for a consumer: the runner's camera thread (:mod:`.retriever`) queues frames
 without bound; only the runner's own thread is held up by a critical consumer.
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,12 +85,12 @@ class RunStats:
 class _Stage:
     """One consumer, its thread and its queue."""
 
-    def __init__(self, consumer: Consumer, name: str, critical: bool, queue_size: int) -> None:
+    def __init__(self, consumer: Consumer, name: str, critical: bool, queue_size: int, keep: int) -> None:
         self.consumer, self.name, self.critical = consumer, name, critical
         self.stats = ConsumerStats()
         self.failure: BaseException | None = None
         self._queue: queue.Queue[MatchedFrame | None] = queue.Queue(queue_size if critical else 0)
-        self._newest: MatchedFrame | None = None
+        self._newest: deque[MatchedFrame] = deque(maxlen=keep)
         self._lock = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"consumer-{name}", daemon=True)
@@ -99,8 +102,8 @@ class _Stage:
     def put(self, frame: MatchedFrame) -> None:
         if not self.critical:
             with self._lock:
-                self.stats.skipped += self._newest is not None
-                self._newest = frame
+                self.stats.skipped += len(self._newest) == self._newest.maxlen
+                self._newest.append(frame)
                 self._lock.notify()
             return
         while True:
@@ -115,7 +118,7 @@ class _Stage:
         if self.critical:
             return self._queue.qsize()
         with self._lock:
-            return int(self._newest is not None)
+            return len(self._newest)
 
     def drain(self) -> None:
         """Wait until a critical consumer has processed every frame queued so far."""
@@ -134,8 +137,8 @@ class _Stage:
         else:
             with self._lock:
                 self._closing = True
-                self.stats.skipped += self._newest is not None  # dropped unseen: skipped too
-                self._newest = None
+                self.stats.skipped += len(self._newest)  # dropped unseen: skipped too
+                self._newest.clear()
                 self._lock.notify()
         if self._thread.is_alive():
             self._thread.join()
@@ -175,7 +178,7 @@ class _Stage:
                     self._queue.task_done()
                 return frame
         with self._lock:
-            while self._newest is None and not self._closing:
+            while not self._newest and not self._closing:
                 if not self._lock.wait(IDLE_S):
                     self._lock.release()
                     try:
@@ -184,8 +187,7 @@ class _Stage:
                         self._lock.acquire()
             if self._closing:
                 return None
-            frame, self._newest = self._newest, None
-            return frame
+            return self._newest.popleft()
 
     def _idle(self) -> bool:
         """Run the consumer's ``idle()``; False if a critical consumer failed in it (it then stops)."""
@@ -219,11 +221,16 @@ class Pipeline:
         self.run = RunStats()
         self._started = False
 
-    def add(self, consumer: Consumer, *, name: str, critical: bool, queue_size: int = 256) -> None:
-        """Add a consumer before :meth:`start`. ``queue_size``: frames a critical consumer may lag."""
+    def add(
+        self, consumer: Consumer, *, name: str, critical: bool, queue_size: int = 256, keep: int = 1
+    ) -> None:
+        """Add a consumer before :meth:`start`. ``queue_size``: frames a critical consumer may lag;
+        ``keep``: newest frames a non-critical one holds (>= 1)."""
         if self._started:
             raise RuntimeError("pipeline: add consumers before start()")
-        self._stages.append(_Stage(consumer, name, critical, queue_size))
+        if keep < 1:
+            raise ValueError(f"pipeline: keep must be >= 1, got {keep}")
+        self._stages.append(_Stage(consumer, name, critical, queue_size, keep))
 
     def start(self) -> None:
         if not self._started:

@@ -83,6 +83,24 @@ def test_a_non_critical_consumer_takes_the_newest_frame_and_counts_what_it_skipp
     assert (stats.processed, stats.skipped) == (2, 8)
 
 
+def test_a_non_critical_consumer_keeps_the_newest_few_oldest_first() -> None:
+    # Live mode hands a window of frames over at once: with keep = window a consumer that keeps up on
+    # average sees every frame of a burst, in order; a longer burst pushes out the oldest, counted.
+    slow, pipeline = Gated(), Pipeline()
+    pipeline.add(slow, name="live", critical=False, keep=3)
+    with pipeline:
+        pipeline.dispatch(matched(0))
+        until(lambda: slow.seen == [0])
+        for number in range(1, 6):
+            pipeline.dispatch(matched(number))
+        assert pipeline.stats()["live"].queue_depth == 3 and pipeline.stats()["live"].skipped == 2
+        slow.gate.set()
+        until(lambda: slow.seen == [0, 3, 4, 5])
+    assert (pipeline.stats()["live"].processed, pipeline.stats()["live"].skipped) == (4, 2)
+    with pytest.raises(ValueError, match="keep must be >= 1"):
+        Pipeline().add(slow, name="x", critical=False, keep=0)
+
+
 def test_a_raising_non_critical_consumer_does_not_stop_the_job() -> None:
     calls, recorded = threading.Semaphore(0), []
 

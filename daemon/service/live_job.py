@@ -53,9 +53,9 @@ PRERENDER_MAX = 512  # the simulated bench renders a live loop of at most this m
 def _window(pictures: int) -> int:
     """Frames the runner matches together: at least MIN_PICTURES, and coprime with the loop length.
 
-    The runner hands a window's frames over at once, so the newest-frame consumer mostly sees each
-    window's last frame; a window that is a multiple of the loop would always end on the same
-    picture, and live mode would reconstruct one target only.
+    The runner hands a window's frames over at once, so a model slower than the camera mostly sees
+    frames from the end of each window; a window that is a multiple of the loop would always end on
+    the same picture, and live mode would reconstruct one target only.
     """
     window = MIN_PICTURES
     while math.gcd(window, pictures) != 1:
@@ -146,8 +146,11 @@ class LiveJob:
         runner = SequenceRunner(bench.dmd, bench.camera, bench.settings, stop=stop)
         if len(indices) < MIN_PICTURES:
             indices = np.resize(indices, MIN_PICTURES)
+        window = _window(len(indices))
         pipeline = Pipeline()
-        pipeline.add(self.consumer, name="reconstruction", critical=False)
+        # The runner hands a window's frames over at once: holding a window's worth lets a model that
+        # keeps up on average reconstruct every frame (with keep=1 it saw one frame in a window).
+        pipeline.add(self.consumer, name="reconstruction", critical=False, keep=window)
         if self.speckle_every:
             pipeline.add(SpeckleConsumer(self.publisher, self.speckle_every), name="speckle", critical=False)
         try:
@@ -158,14 +161,14 @@ class LiveJob:
                     pipeline.add(self._recorder, name="recorder", critical=True)
                 self.pipeline = pipeline
                 with pipeline:
-                    self._loop(runner, indices, stop)
+                    self._loop(runner, indices, window, stop)
                     pipeline.drain()
         finally:
             if bench.renderer is not None:
                 bench.renderer.clear()  # memory: a later job shows other targets
         return self.status()
 
-    def _loop(self, runner: SequenceRunner, indices: np.ndarray, stop: threading.Event) -> None:
+    def _loop(self, runner: SequenceRunner, indices: np.ndarray, window: int, stop: threading.Event) -> None:
         """Dispatch looped frames until ``stop``; a device fault (camera removed, DMD error) is logged,
         counted in the status, and the loop restarted (the camera found again), up to
         ``acquisition.device_retries`` times per job."""
@@ -173,9 +176,7 @@ class LiveJob:
         assert pipeline is not None
         while not stop.is_set():
             try:
-                for frame in runner.loop(
-                    self.targets.canvases[indices], indices, window=_window(len(indices))
-                ):
+                for frame in runner.loop(self.targets.canvases[indices], indices, window=window):
                     self._count(frame, len(indices))
                     pipeline.dispatch(frame)
                 return
