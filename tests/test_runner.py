@@ -9,7 +9,7 @@ import pytest
 
 from specklenet.daemon.devices import make_bench
 from specklenet.daemon.frames import MatchedFrame
-from specklenet.daemon.live_job import LiveJob
+from specklenet.daemon.pipeline import Pipeline
 from specklenet.daemon.runner import Planned, SequenceRunner
 from specklenet.daemon.settings import DaemonSettings
 from specklenet.daemon.toml_loader import build
@@ -40,15 +40,18 @@ def test_frames_of_a_looped_sequence_stay_matched_across_loops_and_slips(twin: T
     config = settings(ignore_every=29, clock_drift_ppm=150.0, jitter_rms_us=20.0)
     dmd, camera = make_bench(config, twin=twin)
     with dmd, camera:
-        job = LiveJob(dmd, camera, config, canvases(8), ids, stop=stop, window=8)
 
         def consume(frame: MatchedFrame) -> None:
             frames.append(frame)
             if len(frames) >= 64:
                 stop.set()
 
-        job.pipeline.add(consume, name="collector", critical=True)
-        job.run()
+        pipeline = Pipeline()
+        pipeline.add(consume, name="collector", critical=True)
+        with pipeline:
+            for frame in SequenceRunner(dmd, camera, config, stop=stop).loop(canvases(8), ids, window=8):
+                pipeline.dispatch(frame)
+            pipeline.drain()
         assert dmd.used_pictures == 0 and not dmd.progress().active
     accepted = [f for f in frames if f.accepted]
     assert len(accepted) >= 40 and {f.reason for f in frames if not f.accepted} == {"count"}
