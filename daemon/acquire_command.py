@@ -7,20 +7,19 @@ Thin layer: parse, load the settings once, open the pairs file and the devices, 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import structlog
 from tqdm import tqdm
 
+from specklenet.daemon import pairs_output
 from specklenet.daemon.acquire_job import AcquireJob, Progress
 from specklenet.daemon.devices import make_bench
-from specklenet.daemon.errors import ConfigError, FileFormatError
-from specklenet.daemon.records import PairsWriter, Targets, read_targets
+from specklenet.daemon.errors import ConfigError
+from specklenet.daemon.records import Targets, read_targets
 from specklenet.daemon.settings import DaemonSettings, load_settings
 
 log = structlog.get_logger(__name__)
@@ -40,7 +39,6 @@ missing ones. Exit status: 0 complete, 1 device failure or targets still missing
 
 
 # Camera settings that change what a frame holds: a file's frames must share them (--resume checks).
-CAMERA_KEYS = ("exposure_us", "pixel_format", "roi_px", "roi_offset_px", "binning")
 
 
 class StopRequest(threading.Event):
@@ -77,10 +75,12 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
     targets = read_targets(args.targets)
     twin = _twin(settings, targets) if settings.dmd.backend == "sim" else None
     # As it reads back from the file (JSON: tuples become lists), so that --resume can compare.
-    acquisition = json.loads(json.dumps({**(twin.describe() if twin else {}), "daemon": settings.describe()}))
+    acquisition = pairs_output.describe(settings, twin.describe() if twin else {})
     dmd, camera = make_bench(settings, twin=twin)
     with dmd, camera:  # devices first: a bench that fails to open leaves no file behind
-        writer = _open_pairs(args, targets, settings, acquisition)
+        writer = pairs_output.open_pairs(
+            args.output, targets, settings, acquisition, resume=args.resume, targets_name=str(args.targets)
+        )
         with writer, _ProgressBar(len(targets), disable=args.no_progress) as bar:
             job = AcquireJob(writer, dmd, camera, settings, progress=bar.update, stop=stop)
             result = job.run()
@@ -98,55 +98,6 @@ def _twin(settings: DaemonSettings, targets: Targets) -> Any:
             "(twin.canvas_px)"
         )
     return twin
-
-
-def _open_pairs(
-    args: argparse.Namespace, targets: Targets, settings: DaemonSettings, acquisition: dict[str, Any]
-) -> PairsWriter:
-    source = "twin" if settings.dmd.backend == "sim" else "hardware"
-    flush = settings.acquisition.flush_interval_s
-    if not args.resume:
-        # The file stores binned sums; its attributes say how to turn them back into mean counts.
-        # The bench's black level is not configured yet: its dark offset stays the writer's default.
-        dark = {"dark_offset_counts": settings.twin.camera.dark_offset_counts} if source == "twin" else {}
-        return PairsWriter.create(
-            args.output,
-            targets,
-            source=source,
-            acquisition=acquisition,
-            binning=settings.camera.binning,
-            flush_interval_s=flush,
-            **dark,
-        )
-    writer = PairsWriter.resume(args.output, flush_interval_s=flush)
-    try:
-        _check_resumable(args, writer, targets, source, acquisition)
-    except BaseException:
-        writer.close()
-        raise
-    return writer
-
-
-def _check_resumable(
-    args: argparse.Namespace, writer: PairsWriter, targets: Targets, source: str, acquisition: dict[str, Any]
-) -> None:
-    if not np.array_equal(writer.targets.canvases, targets.canvases):
-        raise FileFormatError(f"{args.output}: was recorded for other targets than {args.targets}")
-    if writer.source != source:
-        raise FileFormatError(f"{args.output}: holds {writer.source} frames, this run records {source} ones")
-    recorded = writer.acquisition.get("daemon", {}).get("camera", {})
-    for key in CAMERA_KEYS:  # frames of one file must come from one camera set-up
-        if key in recorded and recorded[key] != acquisition["daemon"]["camera"][key]:
-            raise ConfigError(
-                f"{args.output}: was recorded with camera.{key} = {recorded[key]!r}, this run has "
-                f"{acquisition['daemon']['camera'][key]!r}; resume it with the same camera.{key}"
-            )
-    for key in ("twin_config", "seed"):  # frames of one file must come from one twin
-        if key in acquisition and writer.acquisition.get(key) != acquisition[key]:
-            raise ConfigError(
-                f"{args.output}: was recorded with another twin ({key} differs); use the same [twin] table "
-                "and sim.seed to resume it"
-            )
 
 
 class _ProgressBar:

@@ -13,18 +13,15 @@ the service turns into systemd watchdog pings: a stalled frame loop stops feedin
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import structlog
 
-from specklenet.daemon import acquire_job
+from specklenet.daemon import acquire_job, pairs_output
 from specklenet.daemon.acquire_job import Progress
-from specklenet.daemon.errors import FileFormatError
 from specklenet.daemon.records import PairsWriter, Targets
 from specklenet.daemon.service.bench import Bench
 from specklenet.daemon.service.control import CommandError
@@ -165,7 +162,7 @@ class AcquireJob:
     def run(self, stop: threading.Event) -> dict[str, Any]:
         bench = self.bench
         bench.recover()
-        acquisition = json.loads(json.dumps({**bench.describe_twin(), "daemon": bench.settings.describe()}))
+        acquisition = pairs_output.describe(bench.settings, bench.describe_twin())
         with self._open(acquisition) as writer:
             job = acquire_job.AcquireJob(
                 writer, bench.dmd, bench.camera, bench.settings, progress=self._update, stop=stop
@@ -178,29 +175,11 @@ class AcquireJob:
         self._state = state
 
     def _open(self, acquisition: dict[str, Any]) -> PairsWriter:
-        flush = self.bench.settings.acquisition.flush_interval_s
-        if not self.resume:
-            return PairsWriter.create(
-                self.output,
-                self.targets,
-                source=self.bench.source,
-                acquisition=acquisition,
-                flush_interval_s=flush,
-            )
-        writer = PairsWriter.resume(self.output, flush_interval_s=flush)
-        try:
-            if not np.array_equal(writer.targets.canvases, self.targets.canvases):
-                raise FileFormatError(f"{self.output.name}: was recorded for other targets")
-            if writer.source != self.bench.source:
-                raise FileFormatError(
-                    f"{self.output.name}: holds {writer.source} frames, not {self.bench.source}"
-                )
-            for key in ("twin_config", "seed"):  # frames of one file must come from one twin
-                if key in acquisition and writer.acquisition.get(key) != acquisition[key]:
-                    raise FileFormatError(
-                        f"{self.output.name}: was recorded with another twin ({key} differs)"
-                    )
-        except BaseException:
-            writer.close()
-            raise
-        return writer
+        return pairs_output.open_pairs(
+            self.output,
+            self.targets,
+            self.bench.settings,
+            acquisition,
+            resume=self.resume,
+            targets_name=self.targets_path.name,
+        )

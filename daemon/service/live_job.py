@@ -21,7 +21,6 @@ Thread-safety: ``run`` on the job thread; ``status``, ``progress`` and ``swap`` 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import threading
 import time
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from specklenet.daemon import pairs_output
 from specklenet.daemon.errors import DeviceError, DeviceRemovedError
 from specklenet.daemon.frames import MatchedFrame
 from specklenet.daemon.live import LatencyStats, ReconstructionConsumer
@@ -201,14 +201,8 @@ class LiveJob:
         if self.record is None:
             return contextlib.nullcontext()
         bench = self.bench
-        acquisition = json.loads(json.dumps({**bench.describe_twin(), "daemon": bench.settings.describe()}))
-        return PairsWriter.create(
-            self.record,
-            self.targets,
-            source=bench.source,
-            acquisition=acquisition,
-            flush_interval_s=bench.settings.acquisition.flush_interval_s,
-        )
+        acquisition = pairs_output.describe(bench.settings, bench.describe_twin())
+        return pairs_output.open_pairs(self.record, self.targets, bench.settings, acquisition, resume=False)
 
     def _count(self, frame: MatchedFrame, pictures: int) -> None:
         """Frames received, their rate, and block-id gaps (frames that never reached the host)."""
