@@ -153,6 +153,16 @@ def test_live_reconstructs_the_displayed_targets(daemon: Daemon, targets: Target
         assert header["target_index"] in range(LIVE_TARGETS)
     baseline = baseline_pcc(targets, ci_model)
     assert np.mean(scored) > baseline + 0.2, (np.mean(scored), baseline)
+    # Each reconstruction resembles the target the daemon says was displayed more than any other.
+    judge = Reconstructor.load(ci_model, frame_shape=(256, 256), canvas_shape=(128, 128), warmup_runs=0)
+    identified = 0
+    for message in messages:
+        if message.header["pcc"] is None:
+            continue
+        against = [judge.pcc(message.array, canvas) for canvas in targets.canvases]
+        assert message.header["pcc"] == pytest.approx(against[message.header["target_index"]], abs=1e-6)
+        identified += int(np.argmax(against)) == message.header["target_index"]
+    assert identified >= 0.8 * len(scored), (identified, len(scored))
     sub.close()
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -47,6 +48,19 @@ log = structlog.get_logger(__name__)
 RATE_WINDOW = 128  # frames over which the frame rate is measured: received frames per second of
 # capture time (exact at the DMD's pace, lower when frames are lost; immune to the runner's bursts)
 PRERENDER_MAX = 512  # the simulated bench renders a live loop of at most this many targets ahead
+
+
+def _window(pictures: int) -> int:
+    """Frames the runner matches together: at least MIN_PICTURES, and coprime with the loop length.
+
+    The runner hands a window's frames over at once, so the newest-frame consumer mostly sees each
+    window's last frame; a window that is a multiple of the loop would always end on the same
+    picture, and live mode would reconstruct one target only.
+    """
+    window = MIN_PICTURES
+    while math.gcd(window, pictures) != 1:
+        window += 1
+    return window
 
 
 class SpeckleConsumer:
@@ -147,8 +161,8 @@ class LiveJob:
                     self._loop(runner, indices, stop)
                     pipeline.drain()
         finally:
-            if hasattr(bench.camera, "frame_cache"):
-                bench.camera.frame_cache = {}  # by picture id: another targets file's ids would hit it
+            if bench.renderer is not None:
+                bench.renderer.clear()  # memory: a later job shows other targets
         return self.status()
 
     def _loop(self, runner: SequenceRunner, indices: np.ndarray, stop: threading.Event) -> None:
@@ -159,7 +173,9 @@ class LiveJob:
         assert pipeline is not None
         while not stop.is_set():
             try:
-                for frame in runner.loop(self.targets.canvases[indices], indices, window=MIN_PICTURES):
+                for frame in runner.loop(
+                    self.targets.canvases[indices], indices, window=_window(len(indices))
+                ):
                     self._count(frame, len(indices))
                     pipeline.dispatch(frame)
                 return
@@ -174,15 +190,11 @@ class LiveJob:
                     bench.camera.reconnect(bench.settings.camera.reconnect_timeout_s)
 
     def _prerender(self, indices: np.ndarray) -> None:
-        """Simulated bench: render each looped target once, ahead. The camera then hands out exactly
-        the frames it would render (the twin's noise is seeded by the picture id, so every loop shows
-        the same frame anyway) at the DMD's pace, whatever the twin's speed on this machine."""
-        camera = self.bench.camera
-        if not self.bench.simulated or len(indices) > PRERENDER_MAX or not hasattr(camera, "frame_cache"):
-            return
-        twin, canvases = self.bench.twin, self.targets.canvases
-        # expose_one, as the camera renders (a batch may differ in the last bit of a few pixels)
-        camera.frame_cache = {int(index): twin.expose_one(canvases[index], int(index)) for index in indices}
+        """Simulated bench: render each looped target once, ahead, so that the camera keeps the DMD's
+        pace whatever the twin's speed on this machine (see :class:`~.bench.CachingRenderer`)."""
+        renderer = self.bench.renderer
+        if renderer is not None and len(indices) <= PRERENDER_MAX:
+            renderer.prerender(self.targets.canvases[indices], indices)
 
     def _writer(self) -> contextlib.AbstractContextManager[PairsWriter | None]:
         if self.record is None:

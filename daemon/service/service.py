@@ -35,7 +35,7 @@ from specklenet.daemon.service.jobs import AcquireJob, JobRunner
 from specklenet.daemon.service.notify import Notifier
 from specklenet.daemon.service.paths import DataDir, PathMissingError, PathRefusedError
 from specklenet.daemon.service.publisher import Publisher
-from specklenet.daemon.service.sockets import Sockets
+from specklenet.daemon.service.sockets import Sockets, check_endpoint
 from specklenet.daemon.settings import DaemonSettings
 
 log = structlog.get_logger(__name__)
@@ -71,6 +71,8 @@ class Service:
         self.data = DataDir(settings.service.data_dir)
         if not self.data.root.is_dir():
             raise ConfigError(f"service.data_dir: {self.data.root} is not a folder")
+        check_endpoint(settings.service.control_address, "control_address", settings.service)
+        check_endpoint(settings.service.stream_address, "stream_address", settings.service)
         self.jobs = JobRunner()
         self.bench: Bench | None = None
         self.sockets: Sockets | None = None
