@@ -52,7 +52,7 @@ class FakeDaemon:
     curve_allowed_dir: str | None = None
     replies: dict[str, Any] = field(default_factory=dict)
     requests: list[protocol.Request] = field(default_factory=list)
-    skip_at: dict[int, int] = field(default_factory=dict)  # recon seq -> messages skipped before it
+    skip_next: int = 0  # set by a test: the next recon (and speckle) message comes this many seqs later
 
     def start(self) -> FakeDaemon:
         self._context = zmq.Context()
@@ -128,7 +128,7 @@ class FakeDaemon:
         seq = {"recon": 0, "speckle": 0, "status": 0}
         next_t = time.monotonic()
         while not self._stop.is_set():
-            skipped = self.skip_at.get(seq["recon"], 0)
+            skipped, self.skip_next = self.skip_next, 0
             seq["recon"] += skipped
             seq["speckle"] += skipped
             frame_id = seq["recon"]
