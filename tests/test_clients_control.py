@@ -1,4 +1,4 @@
-"""Control commands against a fake daemon: requests sent, results printed, refusals and timeouts as exit statuses."""
+"""Control commands against a fake daemon: requests, results, refusals and timeouts as exit statuses."""
 
 from __future__ import annotations
 
