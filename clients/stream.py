@@ -249,6 +249,7 @@ class StreamReader:
             self.malformed += 1
             return Malformed(str(error), now)
         gap = self.tracker.observe(message.topic, int(message.header["seq"]), now)
+        self.connection.connected = True  # a message proves it (the monitor may miss the first connect)
         return Received(message, now, gap)
 
     def close(self) -> None:
