@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from specklenet.daemon.acquisition import Acquisition
-from specklenet.daemon.config import build
 from specklenet.daemon.devices import MonotonicClock, SimulatedCamera, SimulatedDmd
 from specklenet.daemon.devices.camera import bin_mean
 from specklenet.daemon.records import PairsWriter, Targets
 from specklenet.daemon.settings import DaemonSettings
+from specklenet.daemon.toml_loader import build
 from specklenet.daemon.twin import Twin
 
 DISTINCT_FRAMES = 32  # pre-rendered speckle frames, cycled over the targets

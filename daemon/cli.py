@@ -16,11 +16,11 @@ from typing import Any
 
 import structlog
 
-from specklenet.daemon.acquire import StopRequest
+from specklenet.daemon.acquire_command import StopRequest
 from specklenet.daemon.errors import ConfigError, FileFormatError, SpecklenetError
 
 # Subcommand modules, in the order --help lists them.
-COMMAND_MODULES = ("specklenet.daemon.acquire",)
+COMMAND_MODULES = ("specklenet.daemon.acquire_command", "specklenet.daemon.service.serve")
 
 _HANDLER_NAME = "specklenetd"
 
@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    """structlog and the standard library's loggers, rendered as one stream of lines on stderr."""
+def configure_logging(level: str, *, json_lines: bool = False) -> None:
+    """structlog and the standard library's loggers, rendered as one stream of lines on stderr:
+    human-readable, or one JSON object per line (``json_lines``: the service under systemd)."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -61,7 +62,10 @@ def configure_logging(level: str) -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.dev.ConsoleRenderer(colors=False),
+                structlog.processors.format_exc_info if json_lines else _noop,
+                structlog.processors.JSONRenderer()
+                if json_lines
+                else structlog.dev.ConsoleRenderer(colors=False),
             ],
         )
     )
@@ -70,6 +74,10 @@ def configure_logging(level: str) -> None:
         root.removeHandler(old)  # main() may run more than once in a process (tests)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+def _noop(_logger: Any, _name: str, event: Any) -> Any:
+    return event
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,3 +31,8 @@ class DeviceError(SpecklenetError):
 
 class DeviceRemovedError(DeviceError):
     """The device disappeared (unplugged, powered off); it may come back and be reconnected."""
+
+
+class ModelError(SpecklenetError):
+    """A reconstruction model cannot be used: missing or corrupt file, no specklenet metadata, or metadata
+    that does not fit the camera's frames or the DMD canvas. The message names the file and the mismatch."""

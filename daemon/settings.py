@@ -1,7 +1,8 @@
 """The daemon's settings: one strict TOML file (``systemd/daemon.toml`` is the commented example).
 
-Tables: ``[dmd]``, ``[camera]``, ``[acquisition]``, ``[sim]`` (with ``[sim.faults]``) and ``[twin]`` (the
-optical twin's :class:`~specklenet.daemon.twin.TwinConfig`, used by the simulated bench). Every key is
+Tables: ``[dmd]``, ``[camera]``, ``[acquisition]``, ``[sim]`` (with ``[sim.faults]``), ``[twin]`` (the
+optical twin's :class:`~specklenet.daemon.twin.TwinConfig`, used by the simulated bench) and ``[service]``
+(``specklenetd serve``: :class:`~specklenet.daemon.service.settings.ServiceSettings`). Every key is
 optional; unknown keys and wrong types are errors naming the dotted key and the file. Loaded once, at
 the command line, into frozen dataclasses that the rest of the daemon receives.
 
@@ -18,12 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from specklenet.daemon.config import build, load_toml
 from specklenet.daemon.devices.camera import CameraGeometry
 from specklenet.daemon.devices.dmd import DmdTiming
-from specklenet.daemon.devices.simulated import SimFaults
+from specklenet.daemon.devices.sim_clock import SimFaults
 from specklenet.daemon.errors import ConfigError
-from specklenet.daemon.twin import TwinConfig
+from specklenet.daemon.matching import MIN_PICTURES
+from specklenet.daemon.service.settings import ServiceSettings
+from specklenet.daemon.toml_loader import build, load_toml
+from specklenet.daemon.twin.config import TwinConfig
 
 
 @dataclass(frozen=True)
@@ -116,17 +119,22 @@ class AcquisitionSettings:
             sequence is checked as a whole, so a doubtful one costs at most this many retakes, and
             its frames are written while the next one plays, so within about one sequence's time
             (128 pictures: 0.85 s at 150 frames/s) of their exposure.
-        frame_timeout_s: how long to wait for late frames after the DMD finished a sequence.
+        frame_timeout_s: how long to wait for missing frames after the DMD finished a sequence (the
+            wait ends this long after the last frame arrived).
+        settle_s: once every frame is in, the stream stays open until the camera has been seen idle
+            this long after the DMD finished, so that frames of spurious triggers are counted (the
+            sequence is then rejected); at least the exposure plus the camera's delivery latency.
         timestamp_tolerance_us: largest deviation of a frame's timestamp from its picture's schedule;
             0 = the timing slack (the exposure still contains the illumination).
         max_passes: passes over the missing targets before giving up (the file stays resumable).
-        device_retries: device failures (DMD error, camera removal) tolerated per pass.
+        device_retries: device failures (DMD error, camera removal) tolerated per job.
         flush_interval_s: the pairs file commits frames at least this often (≤ 1 s).
         log_interval_s: period of the progress log lines.
     """
 
     sequence_pictures: int = 128
     frame_timeout_s: float = 1.0
+    settle_s: float = 0.03
     timestamp_tolerance_us: float = 0.0
     max_passes: int = 10
     device_retries: int = 3
@@ -134,8 +142,15 @@ class AcquisitionSettings:
     log_interval_s: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.sequence_pictures < 1 or self.max_passes < 1 or self.device_retries < 0:
-            raise ConfigError("acquisition: sequence_pictures, max_passes must be >= 1, device_retries >= 0")
+        if self.sequence_pictures < MIN_PICTURES:
+            raise ConfigError(
+                f"acquisition.sequence_pictures: must be >= {MIN_PICTURES} (the timestamp check fits each "
+                f"sequence's schedule to its on-time frames), got {self.sequence_pictures}"
+            )
+        if self.max_passes < 1 or self.device_retries < 0:
+            raise ConfigError("acquisition: max_passes must be >= 1, device_retries >= 0")
+        if self.settle_s <= 0:
+            raise ConfigError(f"acquisition.settle_s: must be > 0, got {self.settle_s}")
         if not 0 <= self.flush_interval_s <= 1:
             raise ConfigError(f"acquisition.flush_interval_s: must be in [0, 1], got {self.flush_interval_s}")
         if self.frame_timeout_s <= 0 or self.timestamp_tolerance_us < 0 or self.log_interval_s <= 0:
@@ -144,7 +159,7 @@ class AcquisitionSettings:
 
 @dataclass(frozen=True)
 class SimSettings:
-    """``[sim]``: the simulated bench (see :mod:`specklenet.daemon.devices.simulated`).
+    """``[sim]``: the simulated bench (see :mod:`specklenet.daemon.devices.sim_dmd` and ``sim_camera``).
 
     Attributes:
         seed: the twin's seed (diffuser screens and camera noise) and the trigger jitter's.
@@ -169,6 +184,7 @@ class DaemonSettings:
     acquisition: AcquisitionSettings = field(default_factory=AcquisitionSettings)
     sim: SimSettings = field(default_factory=SimSettings)
     twin: TwinConfig = field(default_factory=TwinConfig)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
 
     def __post_init__(self) -> None:
         dmd, camera = self.dmd, self.camera

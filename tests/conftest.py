@@ -16,3 +16,12 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "mnist").is_dir() or not (SHARED_DATA / "lfw").is_dir():
         pytest.skip(f"real MNIST/LFW data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ci_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small exported model (``ci`` profile, trained on 256 twin shape pairs), built once per session:
+    takes 256×256 twin frames, reconstructs the centre 64×64 window of the 128×128 canvas at 32×32."""
+    from twin_pairs import cached_ci_model
+
+    return cached_ci_model(tmp_path_factory.getbasetemp())

@@ -19,9 +19,9 @@ from specklenet.daemon.twin import Twin, TwinConfig
 # Real-time simulated bench with long pictures, so that a run lasts long enough to be interrupted.
 SLOW = """
 [dmd]
-picture_time_us = 40_000
+picture_time_us = 20_000
 [acquisition]
-sequence_pictures = 4
+sequence_pictures = 8
 frame_timeout_s = 0.2
 flush_interval_s = 0.1
 [sim]
@@ -51,7 +51,11 @@ def assert_matched(path: Path, targets: Targets, twin: Twin, *, complete: bool =
         frames = pairs.load_frames(recorded)
         assert not complete or pairs.complete.all()
         np.testing.assert_array_equal(pairs.frame_id[recorded], recorded)
-    np.testing.assert_array_equal(frames, twin.expose(targets.canvases[recorded], recorded))
+    rendered = [
+        twin.expose_one(canvas, int(i))
+        for canvas, i in zip(targets.canvases[recorded], recorded, strict=True)
+    ]
+    np.testing.assert_array_equal(frames, np.stack(rendered))
     return recorded
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from specklenet.daemon.config import build
 from specklenet.daemon.errors import ConfigError
 from specklenet.daemon.settings import DaemonSettings, load_settings
+from specklenet.daemon.toml_loader import build
 
 
 def test_the_example_file_loads_and_documents_the_defaults() -> None:

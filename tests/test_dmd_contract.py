@@ -81,7 +81,8 @@ class SimHarness:
         dmd.faults = SimFaults(dmd_error_at=dmd._starts + 1)
 
     def idle_and_released(self) -> bool:
-        return not any(thread.name == "sim-dmd" for thread in threading.enumerate())
+        idle = not any(thread.name == "sim-dmd" for thread in threading.enumerate())
+        return idle and self.dmd.used_pictures == 0  # its memory count survives close(), as a leak would
 
 
 _built: dict[str, Path] = {}

@@ -107,6 +107,7 @@ def test_in_real_time_a_consumer_that_falls_behind_loses_frames(twin: Twin) -> N
         cam.start()
         dmd.start(dmd.upload(canvases))
         assert dmd.wait(5.0)  # nobody retrieves while the DMD plays: only two buffers fill
+        assert cam.wait_exposed(5.0)  # every exposure is out of the sensor: no race with retrieval
         frames = []
         while (frame := cam.retrieve(0.1)) is not None:
             frames.append(frame)
@@ -132,3 +133,50 @@ def test_the_virtual_clock_waits_for_the_twin_and_loses_nothing(twin: Twin) -> N
         dmd.close()
     assert [f.block_id for f in frames] == list(range(6))
     assert dmd.clock.now_ns() == 6 * 10_500_000  # simulated time: exactly the six picture times
+
+
+def test_a_spurious_edge_adds_a_frame_when_the_camera_is_ready_for_it(run) -> None:
+    # The case: an extra edge 12 ms after picture 3 (the 4th) of 8.
+    frames, dmd, cam = run(
+        squares(8), np.arange(8), faults=SimFaults(spurious_every=4), max_frame_rate_hz=1000.0
+    )
+    assert [f.frame_id for f in frames] == [0, 1, 2, 3, 4, 4, 5, 6, 7]
+    assert len(dmd.shown_log) == 8
+    frames, _, cam = run(squares(8), np.arange(8), faults=SimFaults(spurious_every=4))  # 160/s: still busy
+    assert [f.frame_id for f in frames] == list(range(8)) and cam.triggers_missed == 1
+
+
+def test_the_cameras_clock_drifts_by_clock_drift_ppm(run) -> None:
+    frames, dmd, _ = run(squares(3), np.arange(3), faults=SimFaults(clock_drift_ppm=-150.0))
+    assert np.diff([f.timestamp_ns for f in frames]).tolist() == [10_500_000 - 1_575] * 2
+
+
+def test_the_display_log_keeps_only_the_latest_pictures(twin: Twin) -> None:
+    dmd = SimulatedDmd(timing=TIMING, log_pictures=4)
+    with dmd:
+        dmd.start(dmd.upload(squares(6)))
+        assert dmd.wait(5.0)
+    assert [shown.picture for shown in dmd.shown_log] == [2, 3, 4, 5]
+
+
+def test_a_looped_sequence_triggers_the_camera_picture_after_picture(run, twin: Twin) -> None:
+    dmd, cam = bench(twin)
+    try:
+        cam.start()
+        sequence = dmd.upload(squares(3), picture_ids=np.array([7, 3, 11]))
+        dmd.start(sequence, loop=True)
+        frames = []
+        while len(frames) < 8:
+            frame = cam.retrieve(5.0)
+            assert frame is not None
+            frames.append(frame)
+        progress = dmd.progress()
+        assert progress.active and progress.shown >= 8 and progress.total == 3
+        dmd.halt()
+        shown = dmd.progress().shown
+        assert not dmd.progress().active and dmd.wait(0.0)
+    finally:
+        cam.close()
+        dmd.close()
+    assert [f.frame_id for f in frames] == [[7, 3, 11][b % 3] for b in range(8)]
+    assert [s.slot for s in dmd.shown_log] == list(range(shown))  # nothing claimed beyond the halt

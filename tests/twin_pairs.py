@@ -79,3 +79,14 @@ def cached_ci_run(base: Path, count: int = 256) -> Path:
         progress=False,
     )
     return run_dir
+
+
+def cached_ci_model(base: Path, count: int = 256) -> Path:
+    """An exported ONNX file of :func:`cached_ci_run` (``ci`` profile: 256² frames in, 32² out, window
+    (32, 32, 64, 64) of the 128² canvas), exported once per session."""
+    from specklenet.training.export import export_onnx
+
+    path = base / f"ci-model-{count}.onnx"
+    if not path.exists():
+        export_onnx(cached_ci_run(base, count), path)  # written atomically: exists only when complete
+    return path

@@ -154,7 +154,7 @@ def _register_simulate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from specklenet.daemon.config import load_toml
+    from specklenet.daemon.toml_loader import load_toml
     from specklenet.daemon.twin import Twin, TwinConfig
     from specklenet.training.simulate import simulate
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from specklenet.daemon.config import build, load_toml
 from specklenet.daemon.errors import ConfigError
+from specklenet.daemon.toml_loader import build, load_toml
 from specklenet.training.model import UNetConfig
 
 Precision = Literal["auto", "fp32", "bf16"]

@@ -1,5 +1,5 @@
 """The bench's devices: the roles (:mod:`.dmd`, :mod:`.camera`; their shared lifecycle in :mod:`.base`),
-real adapters and the simulated, twin-coupled pair.
+real adapters and the simulated, twin-coupled pair (:mod:`.sim_clock`, :mod:`.sim_dmd`, :mod:`.sim_camera`).
 
 ``make_bench(settings, twin=...)`` builds the DMD and camera the settings choose; the vendor SDK
 modules are imported only when their backend is chosen.
@@ -11,18 +11,13 @@ from typing import TYPE_CHECKING
 
 from specklenet.daemon.devices.camera import Camera, CameraFrame, CameraGeometry
 from specklenet.daemon.devices.dmd import Dmd, DmdProgress, DmdTiming, Sequence, mirror_pictures
-from specklenet.daemon.devices.simulated import (
-    MonotonicClock,
-    SimFaults,
-    SimulatedCamera,
-    SimulatedDmd,
-    SyncPulse,
-    VirtualClock,
-)
+from specklenet.daemon.devices.sim_camera import SimulatedCamera
+from specklenet.daemon.devices.sim_clock import MonotonicClock, SimFaults, SyncPulse, VirtualClock
+from specklenet.daemon.devices.sim_dmd import SimulatedDmd
 from specklenet.daemon.errors import ConfigError
 
 if TYPE_CHECKING:
-    from specklenet.daemon.devices.simulated import Renderer
+    from specklenet.daemon.devices.sim_camera import Renderer
     from specklenet.daemon.settings import DaemonSettings
 
 __all__ = [

@@ -202,7 +202,9 @@ class AlpDmd(Dmd):
             sequence.backend = None
             raise
 
-    def _do_start(self, sequence: Sequence) -> None:
+    def _do_start(self, sequence: Sequence, loop: bool) -> None:  # C2 stub: h8storage implements loop
+        if loop:
+            raise DeviceError(f"{self.name}: loop mode is not implemented yet")
         ident, _ = sequence.backend  # type: ignore[misc]
         self._call("Run", self._alp.Run, ident, False)  # loop=False: AlpProjStart, shown once
 

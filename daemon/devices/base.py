@@ -1,8 +1,8 @@
 """The bench's two hardware roles behind small interfaces: a DMD that shows targets, a camera that records.
 
 Each role has one real implementation (:mod:`.alp_dmd`, :mod:`.basler_camera`) and one simulated
-(:mod:`.simulated`), chosen by one configuration key. The public methods here check arguments and state
-once, then call a backend's ``_do_*`` hook; backends turn their vendor's errors into
+(:mod:`.sim_dmd`, :mod:`.sim_camera`), chosen by one configuration key. The public methods here check
+arguments and state once, then call a backend's ``_do_*`` hook; backends turn their vendor's errors into
 :class:`~specklenet.daemon.errors.DeviceError` naming the device and the call.
 
 Timing model (the DMD is master, the camera its slave): the DMD shows an uploaded sequence once; for

@@ -1,6 +1,6 @@
 """The camera role: one frame per hardware trigger, one by one and in order, for lossless recording.
 
-Implementations: :mod:`.basler_camera` (pypylon) and :mod:`.simulated`. See :mod:`.base` for the
+Implementations: :mod:`.basler_camera` (pypylon) and :mod:`.sim_camera`. See :mod:`.base` for the
 timing model, the array conventions and thread-safety.
 """
 

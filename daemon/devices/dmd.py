@@ -1,6 +1,9 @@
-"""The DMD role: a ViALUX-style DMD that shows uploaded sequences of 8-bit canvases once, as master.
+"""The DMD role: a ViALUX-style DMD that shows uploaded sequences of 8-bit canvases, as master.
 
-Implementations: :mod:`.alp_dmd` (ALP4lib) and :mod:`.simulated`. See :mod:`.base` for the timing
+A sequence is shown once, or looped until ``halt()`` (continuous mode, for live display): one synch
+edge per picture either way, so the camera frame with block id b belongs to picture b % len(sequence).
+
+Implementations: :mod:`.alp_dmd` (ALP4lib) and :mod:`.sim_dmd`. See :mod:`.base` for the timing
 model, the array conventions and thread-safety.
 """
 
@@ -51,9 +54,10 @@ class DmdProgress:
     """Where the DMD is in the sequence it was last started with.
 
     Attributes:
-        shown: pictures of that sequence whose display has begun (0..total).
+        shown: pictures of that sequence whose display has begun since the start (0..total; more than
+            ``total`` in loop mode); never pictures a halt prevented.
         total: pictures in the sequence.
-        active: True while the sequence is still being shown.
+        active: True while the sequence is still being shown (until done or halted).
     """
 
     shown: int
@@ -180,14 +184,15 @@ class Dmd(Device):
         self._sequences[sequence.ident] = sequence
         return sequence
 
-    def start(self, sequence: Sequence) -> None:
-        """Show ``sequence`` once (not looped), emitting a synch pulse per picture; returns at once."""
+    def start(self, sequence: Sequence, *, loop: bool = False) -> None:
+        """Show ``sequence`` once, or over and over until :meth:`halt` with ``loop``, emitting a synch
+        pulse per picture; returns at once."""
         self._check_sequence(sequence)
         if self._started is not None and self.progress().active:
             raise DeviceError(
                 f"{self.name}: start: another sequence is still running; wait() or halt() first"
             )
-        self._do_start(sequence)
+        self._do_start(sequence, loop)
         self._started = sequence
 
     def progress(self) -> DmdProgress:
@@ -198,7 +203,8 @@ class Dmd(Device):
         return self._do_progress(self._started)
 
     def wait(self, timeout_s: float) -> bool:
-        """Block until the started sequence has been shown completely; False on timeout."""
+        """Block until the started sequence has been shown completely (a looped one: halted); False on
+        timeout."""
         self._check_open()
         if self._started is None:
             return True
@@ -248,7 +254,7 @@ class Dmd(Device):
     def _do_upload(self, sequence: Sequence, canvases: np.ndarray) -> None: ...
 
     @abc.abstractmethod
-    def _do_start(self, sequence: Sequence) -> None: ...
+    def _do_start(self, sequence: Sequence, loop: bool) -> None: ...
 
     @abc.abstractmethod
     def _do_progress(self, sequence: Sequence) -> DmdProgress: ...

@@ -167,7 +167,15 @@ class PairsWriter:
             raise
         return cls(path, file, lock, targets, flush_interval_s=flush_interval_s, clock=clock)
 
-    def write(self, index: int, frame: np.ndarray, *, frame_id: int, timestamp_ns: int) -> None:
+    def write(
+        self,
+        index: int,
+        frame: np.ndarray,
+        *,
+        frame_id: int,
+        timestamp_ns: int,
+        camera_timestamp_ns: int | None = None,  # C1 stub: h8storage stores it
+    ) -> None:
         """Record ``frame`` (float32 counts, or an integer type float32 holds exactly) for target ``index``.
 
         Returns once the frame is committed (default) or queued for the next batch commit.

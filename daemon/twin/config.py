@@ -161,7 +161,7 @@ class TwinConfig:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], *, where: str = "twin", source: str = "") -> TwinConfig:
         """Strictly build a config from a TOML table (unknown keys and wrong types name themselves)."""
-        from specklenet.daemon.config import build  # local: config.py imports nothing of the twin
+        from specklenet.daemon.toml_loader import build  # local: config.py imports nothing of the twin
 
         return build(cls, mapping, where=where, source=source)
 

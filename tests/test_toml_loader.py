@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from specklenet.daemon.config import build, load_toml
 from specklenet.daemon.errors import ConfigError
+from specklenet.daemon.toml_loader import build, load_toml
 from specklenet.daemon.twin import TwinConfig
 
 

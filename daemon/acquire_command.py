@@ -1,7 +1,7 @@
 """``specklenetd acquire``: record a pairs file from a targets file on the bench (or its simulation).
 
 Thin layer: parse, load the settings once, open the pairs file and the devices, run
-:class:`~specklenet.daemon.acquisition.Acquisition` with a progress bar, report.
+:class:`~specklenet.daemon.acquire_job.AcquireJob` with a progress bar, report.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import structlog
 from tqdm import tqdm
 
-from specklenet.daemon.acquisition import Acquisition, Progress
+from specklenet.daemon.acquire_job import AcquireJob, Progress
 from specklenet.daemon.devices import make_bench
 from specklenet.daemon.errors import ConfigError, FileFormatError
 from specklenet.daemon.records import PairsWriter, Targets, read_targets
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
     with dmd, camera:  # devices first: a bench that fails to open leaves no file behind
         writer = _open_pairs(args, targets, settings, acquisition)
         with writer, _ProgressBar(len(targets), disable=args.no_progress) as bar:
-            job = Acquisition(writer, dmd, camera, settings, progress=bar.update, stop=stop)
+            job = AcquireJob(writer, dmd, camera, settings, progress=bar.update, stop=stop)
             result = job.run()
     _summary(args.output, result)
     return 128 + stop.signum if result.interrupted else 0
