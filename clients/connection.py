@@ -221,29 +221,32 @@ def subscribe(
     return socket
 
 
-def add_connection_options(parser: Any, *, control: bool = True, stream: bool = True) -> None:
-    """The options every client shares: addresses, CurveZMQ key files, the control timeout."""
+def add_connection_options(parser: Any, *, uses_control: bool = True, uses_stream: bool = True) -> None:
+    """The options every client takes: both addresses (so that one set of options, or an alias, serves
+    every command; the one a command does not use is marked so), CurveZMQ key files, the timeout."""
     group = parser.add_argument_group("daemon connection")
-    if control:
-        group.add_argument(
-            "--control",
-            default=default_control(),
-            metavar="ADDRESS",
-            help="the daemon's control socket (default: %(default)s; env SPECKLENET_CONTROL)",
-        )
+    unused = " (not used by this command)"
+    group.add_argument(
+        "--control",
+        default=default_control(),
+        metavar="ADDRESS",
+        help="the daemon's control socket (default: %(default)s; env SPECKLENET_CONTROL)"
+        + ("" if uses_control else unused),
+    )
+    group.add_argument(
+        "--stream",
+        default=default_stream(),
+        metavar="ADDRESS",
+        help="the daemon's stream socket (default: %(default)s; env SPECKLENET_STREAM)"
+        + ("" if uses_stream else unused),
+    )
+    if uses_control:
         group.add_argument(
             "--timeout",
             type=float,
             default=3.0,
             metavar="SECONDS",
             help="how long to wait for the daemon's reply (default: %(default)s)",
-        )
-    if stream:
-        group.add_argument(
-            "--stream",
-            default=default_stream(),
-            metavar="ADDRESS",
-            help="the daemon's stream socket (default: %(default)s; env SPECKLENET_STREAM)",
         )
     group.add_argument(
         "--server-key", metavar="FILE", help="CurveZMQ: the daemon's public certificate (server.key)"

@@ -39,7 +39,7 @@ def _command(
     parser = subparsers.add_parser(name, help=help, description=help, epilog=EXIT_STATUSES_HELP)
     add_args(parser)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
-    add_connection_options(parser, stream=False)
+    add_connection_options(parser, uses_stream=False)
     parser.set_defaults(run=run, request=_REQUESTS[name])
 
 

@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
         "--flush-interval", type=float, default=0.5, metavar="SECONDS", help="commit at least this often"
     )
     parser.add_argument("--hwm", type=int, default=100_000, help="messages queued here (default %(default)s)")
-    add_connection_options(parser, control=False)
+    add_connection_options(parser, uses_control=False)
     parser.set_defaults(run=run)
 
 

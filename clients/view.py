@@ -9,7 +9,8 @@ often as frames come (each recon message is one refresh; nothing throttles below
 
 The target image: the recon header carries only ``target_index``, so the view reads the canvases from
 the targets file given by ``--targets FILE`` (the file the live job loops over, read locally with h5py;
-``specklenet status`` shows which one runs). Without it the target panel shows the index only.
+the daemon's heartbeat names it, and the page warns when the names differ). Without it the target
+panel shows the index only.
 
 WebSocket messages to the page: binary ``[uint32 LE n][n bytes of JSON][rows × cols uint8 pixels]``
 for images (JSON ``kind`` = recon | speckle | target, ``rows``, ``cols`` and the header fields), and
@@ -55,7 +56,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to serve on (default %(default)s)")
     parser.add_argument("--targets", type=Path, metavar="FILE", help="targets file, to show the target image")
-    add_connection_options(parser, control=False)
+    add_connection_options(parser, uses_control=False)
     parser.set_defaults(run=run)
 
 
@@ -160,7 +161,14 @@ class ViewServer:
         async def state(_request: web.Request) -> web.Response:
             tabs = [{"sent": viewer.sent, "skipped": viewer.skipped} for viewer in self.viewers]
             received = dict(self.tracker.received)
-            return web.json_response({"viewers": len(self.viewers), "tabs": tabs, "received": received})
+            return web.json_response(
+                {
+                    "viewers": len(self.viewers),
+                    "tabs": tabs,
+                    "received": received,
+                    "restarts": self.tracker.restarts,
+                }
+            )
 
         app = web.Application()
         app.router.add_get("/", page)
@@ -276,7 +284,14 @@ class ViewServer:
             "model": self.figures.last_header.get("model"),
             "stream": self.args.stream,
             "targets": str(self.targets.path) if self.targets else None,
+            "daemon_targets": (self.status.get("running") or {}).get("targets"),
+            "targets_mismatch": self._targets_mismatch(),
         }
+
+    def _targets_mismatch(self) -> bool:
+        """True when the daemon's live job loops another file than --targets (the heartbeat names it)."""
+        running = (self.status.get("running") or {}).get("targets")
+        return bool(self.targets and running and Path(running).name != self.targets.path.name)
 
 
 async def serve(args: argparse.Namespace, targets: Targets | None) -> None:

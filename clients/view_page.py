@@ -121,7 +121,9 @@ function onStats(s) {
     (s.model ?? "-") + "   stream " + s.stream + "\\n" +
     "recon " + fmt(s.rate_hz, 1) + "/s (page " + state.fps + "/s)   latency " + latency + "\\n" +
     "PCC last " + fmt(s.last_pcc, 3) + "  running " + fmt(s.running_pcc, 3) + "   gaps " + s.gaps +
-    " (" + s.lost + " messages lost)   daemon restarts " + s.restarts;
+    " (" + s.lost + " messages lost)   daemon restarts " + s.restarts +
+    (s.targets_mismatch ?
+      "\\nWARNING: the daemon shows " + s.daemon_targets + ", not --targets " + s.targets : "");
 }
 
 function connect() {

@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
         "--json", action="store_true", help="one JSON line per reconstruction (and per event)"
     )
     parser.add_argument("--count", type=int, metavar="N", help="end after N reconstructions")
-    add_connection_options(parser, control=False)
+    add_connection_options(parser, uses_control=False)
     parser.set_defaults(run=run)
 
 

@@ -48,6 +48,7 @@ class FakeDaemon:
     speckle: bool = True
     status_every: int = 20
     targets: int = 8
+    targets_name: str = "targets.h5"  # the live job's targets file, as the heartbeat names it
     curve_server_secret: bytes | None = None
     curve_allowed_dir: str | None = None
     replies: dict[str, Any] = field(default_factory=dict)
@@ -160,7 +161,8 @@ class FakeDaemon:
             self.published += 1
             if frame_id % self.status_every == 0:
                 counters = {"frames": frame_id, "skipped": 0, "lost": 0}
-                self._send("status", seq, {"state": "live", "counters": counters})
+                running = {"targets": self.targets_name}
+                self._send("status", seq, {"state": "live", "counters": counters, "running": running})
             next_t += period
             self._stop.wait(max(0.0, next_t - time.monotonic()))
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import shutil
 import struct
+import subprocess
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 from chromium import Chromium, find
-from clients_helpers import DEADLINE_S, ClientProcess
+from clients_helpers import DEADLINE_S, ClientProcess, wait_for
 from fake_daemon import FakeDaemon
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -155,3 +158,57 @@ def test_chromium_draws_the_four_panels(view: str, tmp_path: Path) -> None:
     pcc = image[top : top + height, left : left + width]
     blue = (pcc[..., 2] > 180) & (pcc[..., 0] < 150)
     assert blue.sum() > 100, "no PCC curve"
+
+
+def test_view_lives_through_a_daemon_restart(tmp_path: Path) -> None:
+    fake = FakeDaemon(rate_hz=100, speckle=False).start()
+    client = ClientProcess("view", "--port", "0", "--stream", fake.stream)
+
+    def state() -> dict:
+        with urllib.request.urlopen(url + "state") as response:
+            return json.load(response)
+
+    try:
+        url = client.lines.get(timeout=DEADLINE_S).strip()
+        wait_for(lambda: state()["received"].get("recon", 0) >= 10, "10 reconstructions")
+        fake.stop()
+        fake = FakeDaemon(control=fake.control, stream=fake.stream, rate_hz=100, speckle=False).start()
+        wait_for(lambda: state()["restarts"] == 1, "the restart noticed")
+        before = state()["received"]["recon"]
+        wait_for(lambda: state()["received"]["recon"] >= before + 10, "10 reconstructions after it")
+    finally:
+        fake.stop()
+        status, err = client.stop()
+    assert status == 0, err
+
+
+def test_view_warns_when_the_daemon_shows_another_targets_file(tmp_path: Path) -> None:
+    from argparse import Namespace
+
+    from specklenet.clients.view import Targets, ViewServer
+
+    write_targets(tmp_path / "mine.h5")
+    targets = Targets(tmp_path / "mine.h5")
+    try:
+        server = ViewServer(Namespace(stream="tcp://127.0.0.1:9"), targets)
+        assert not server.stats()["targets_mismatch"]  # nothing heard yet
+        server.status = {"state": "live", "running": {"targets": "mine.h5"}}
+        assert not server.stats()["targets_mismatch"]
+        server.status = {"state": "live", "running": {"targets": "other.h5"}}
+        assert server.stats()["targets_mismatch"] and server.stats()["daemon_targets"] == "other.h5"
+    finally:
+        targets.close()
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None, reason="node not found: the page's script is checked by Chromium only"
+)
+def test_the_page_script_parses(tmp_path: Path) -> None:
+    from specklenet.clients.view_page import PAGE_HTML
+
+    script = PAGE_HTML.split("<script>")[1].split("</script>")[0]
+    (tmp_path / "page.js").write_text(script)
+    result = subprocess.run(
+        ["node", "--check", str(tmp_path / "page.js")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
