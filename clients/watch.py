@@ -151,11 +151,23 @@ def render(
     tracker = reader.tracker
     gaps = f"{len(tracker.gaps)} gaps, {tracker.total_lost} messages lost, {tracker.restarts} daemon restarts"
     table.add_row("stream here", gaps)
-    for name, value in sorted(status.get("counters", {}).items()):
+    for name, value in daemon_counters(status).items():
         table.add_row(f"daemon {name}", str(value))
     if reader.malformed:
         table.add_row("malformed", str(reader.malformed))
     return Group(table, *notes)
+
+
+def daemon_counters(status: dict[str, Any]) -> dict[str, int | float]:
+    """The heartbeat's frame counters worth a row (frames, received, accepted, lost, skipped, ...):
+    numbers as they are, a map of counts (rejected by reason) as its total; other maps left out."""
+    rows: dict[str, int | float] = {}
+    for name, value in sorted(status.get("counters", {}).items()):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            rows[name] = value
+        elif isinstance(value, dict) and value and all(isinstance(v, int) for v in value.values()):
+            rows[name] = sum(value.values())
+    return rows
 
 
 def _silence_s(reader: StreamReader) -> float | None:

@@ -165,3 +165,29 @@ def test_record_killed_keeps_what_it_committed(tmp_path, sig) -> None:
     assert len(recon["seq"]) >= 30
     for row, frame_id in enumerate(recon["frame_id"]):
         np.testing.assert_array_equal(recon["image"][row], recon_image(int(frame_id)))
+
+
+def test_watch_terminal_view_shows_the_figures() -> None:
+    with FakeDaemon(rate_hz=200, speckle=False, status_every=5) as fake:
+        client = ClientProcess("watch", "--count", "30", "--stream", fake.stream)
+        client.process.wait(timeout=60)
+        status, err = client.stop()
+        out = "".join(client.lines.queue)  # stop() joined the reader: every line is there
+    assert status == 0, err
+    for text in (
+        "reconstructions",
+        "latency ms",
+        "p95",
+        "PCC last / running",
+        "daemon lost",
+        "daemon skipped",
+        "fake.onnx",
+    ):
+        assert text in out, (text, out)
+
+
+def test_daemon_counters_keep_numbers_and_totals() -> None:
+    from specklenet.clients.watch import daemon_counters
+
+    status = {"counters": {"frames": 9, "lost": 1, "rejected": {"late": 2, "count": 3}, "control": {"x": {}}}}
+    assert daemon_counters(status) == {"frames": 9, "lost": 1, "rejected": 5}
