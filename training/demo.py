@@ -239,7 +239,10 @@ def _next_steps(console: Any, files: Files, control: str, stream: str) -> None:
             "faces through a digit model: the paper's question",
         ),
         (f"specklenet watch{watch}", "the reconstructions and their PCC, streaming"),
-        (f"specklenet view --port 8080{watch}", "then open http://127.0.0.1:8080"),
+        (
+            f"specklenet view --port 8080{watch} --targets {files.root}/targets-{CASE}-test-faces.h5",
+            "then open http://127.0.0.1:8080",
+        ),
         (f"specklenet shutdown{connect}", "stop the daemon"),
         ("make demo DATA=../shared/data", "the same on the real MNIST and LFW"),
     ):

@@ -159,7 +159,11 @@ class DaemonProcess:
 
     def shutdown(self) -> int:
         """``shutdown`` over the control channel, then wait for the exit status (0 = clean)."""
-        self.request("shutdown")
+        try:
+            self.request("shutdown")
+        except DaemonError:
+            if self.alive:
+                raise  # else: it stopped before its reply got out; the exit status says how
         try:
             return self.process.wait(self.timeout_s)
         except subprocess.TimeoutExpired:
