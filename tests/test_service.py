@@ -189,6 +189,16 @@ def test_status_reports_rate_latency_and_counts(daemon: Daemon) -> None:
     sub.close()
 
 
+def test_raw_speckle_frames_are_streamed(daemon: Daemon, targets: Targets) -> None:
+    sub = daemon.subscriber("speckle")
+    message = daemon.receive(sub)
+    assert message.array.shape == (256, 256) and message.array.dtype == np.float32
+    index = message.header["target_index"]
+    assert index in range(LIVE_TARGETS) and message.header["t_capture_ns"] > 0
+    np.testing.assert_array_equal(message.array, rendered(targets, np.array([index]))[0])
+    sub.close()
+
+
 def test_a_stalled_subscriber_does_not_slow_the_daemon(daemon: Daemon) -> None:
     watch = daemon.subscriber("status")
     before = heartbeat(daemon, watch, 0)

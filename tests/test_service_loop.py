@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from specklenet.daemon import protocol
+from specklenet.daemon.service.control import CommandError
 from specklenet.daemon.service.notify import Notifier
 from specklenet.daemon.service.service import Service
 from specklenet.daemon.service.settings import ServiceSettings
@@ -108,3 +112,50 @@ def test_a_configuration_error_exits_78_naming_the_key(tmp_path: Path) -> None:
         check=False,
     ).stdout
     assert "78" in help_text and "EX_CONFIG" in help_text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cmd=st.sampled_from(["acquire", "live", "load_model"]),
+    name=st.text(min_size=0, max_size=300) | st.sampled_from(["..", "/", "a/../../b", "x" * 5000, "a\x00b"]),
+)
+def test_any_path_in_a_command_is_refused_or_not_found(service, cmd: str, name: str) -> None:
+    svc, _, _ = service(None)
+    args = {
+        "acquire": {"targets": name, "output": name},
+        "live": {"model": name, "targets": name},
+        "load_model": {"model": name},
+    }[cmd]
+    with pytest.raises(CommandError) as raised:
+        svc.handle(protocol.Request(1, cmd, args))
+    assert raised.value.code in ("refused", "not_found")
+
+
+def test_shutdown_replies_and_sets_the_stop_request(service) -> None:
+    svc, _, _ = service(None)
+    assert svc.handle(protocol.Request(1, "shutdown", {})) == {"shutting_down": True}
+    assert svc.stop_request.is_set()
+
+
+def test_speckle_frames_are_decimated_by_frame_number_not_by_call() -> None:
+    import numpy as np
+
+    from specklenet.daemon.frames import MatchedFrame
+    from specklenet.daemon.service.live_job import SpeckleConsumer
+
+    class Sink:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, dict[str, Any], Any]] = []
+
+        def publish(self, topic: str, header: dict[str, Any], array: Any = None) -> bool:
+            self.sent.append((topic, header, array))
+            return True
+
+    sink = Sink()
+    consumer = SpeckleConsumer(sink, every=3)  # type: ignore[arg-type]
+    counts = np.zeros((4, 4), np.float32)
+    seen = [0, 1, 2, 3, 5, 6, 7, 10]  # a non-critical consumer does not see every frame
+    for block in seen:
+        consumer(MatchedFrame(counts, block, block % 8, block % 8, block // 8, None, block, block, True, ""))
+    assert [h["picture"] + 8 * h["loop"] for _, h, _ in sink.sent] == [0, 3, 6, 10]
+    assert all(topic == "speckle" and array is counts for topic, _, array in sink.sent)  # no copy

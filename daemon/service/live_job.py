@@ -80,7 +80,7 @@ class SpeckleConsumer:
         header = {
             "frame_id": int(frame.frame_id),
             "picture": int(frame.picture),
-            "target_index": frame.target_index,
+            "target_index": None if frame.target_index is None else int(frame.target_index),
             "t_capture_ns": int(frame.capture_ns),
             "loop": int(frame.loop),
             "accepted": bool(frame.accepted),

@@ -27,7 +27,7 @@ import structlog
 import zmq
 
 from specklenet.daemon import protocol
-from specklenet.daemon.errors import ConfigError, FileFormatError, SpecklenetError
+from specklenet.daemon.errors import ConfigError, FileFormatError, ModelError
 from specklenet.daemon.records import read_targets
 from specklenet.daemon.service.bench import Bench
 from specklenet.daemon.service.control import CommandError, ControlChannel
@@ -155,6 +155,8 @@ class Service:
             raise CommandError("refused", str(error)) from error
         except PathMissingError as error:
             raise CommandError("not_found", str(error)) from error
+        except ModelError as error:  # e.g. a model for other frames swapped into a running job
+            raise CommandError("refused", str(error)) from error
 
     def cmd_status(self) -> dict[str, Any]:
         return self.status()
@@ -197,10 +199,10 @@ class Service:
 
     def cmd_load_model(self, model: str) -> dict[str, Any]:
         reconstructor = self._load_model(model, key="model")
-        self.model = reconstructor  # the previous one is freed once no frame uses it any more
         job = self.jobs.current if self.jobs.busy else None
         if job is not None and hasattr(job, "swap"):
             job.swap(reconstructor)  # the stream goes on; the next frame uses the new model
+        self.model = reconstructor  # the previous one is freed once no frame uses it any more
         return {"model": _describe_model(reconstructor), "swapped": job is not None}
 
     def cmd_shutdown(self) -> dict[str, Any]:
@@ -214,11 +216,10 @@ class Service:
             raise CommandError("busy", f"a {name} job is running; send stop first")
 
     def _load_model(self, name: str, *, key: str) -> Any:
-        from specklenet.daemon.errors import ModelError
-        from specklenet.daemon.inference import Reconstructor
+        from specklenet.daemon.inference import Reconstructor  # onnxruntime: loaded with the first model
 
-        assert self.bench is not None
         path = self.data.resolve(name, must_exist=True, what=key)
+        assert self.bench is not None
         try:
             return Reconstructor.load(
                 path, frame_shape=self.bench.frame_shape, canvas_shape=self.bench.canvas_shape
@@ -263,15 +264,12 @@ class Service:
         running = status.get("running") or {}
         if status["state"] == "idle":
             return f"idle; model {Path(self.model.path).name if self.model else 'none'}"
-        rate = running.get("rate_hz", 0.0)
-        extra = f", latency p50 {running['latency_ms']['p50']} ms" if running.get("latency_ms") else ""
-        return f"{status['state']}: {rate} frames/s{extra}"
+        line = f"{status['state']}: {running.get('rate_hz', 0.0)} frames/s"
+        p50 = (running.get("latency_ms") or {}).get("p50")
+        return line + (f", latency p50 {p50:.1f} ms" if p50 is not None else "")
 
 
 def _describe_model(model: Any) -> dict[str, Any] | None:
     if model is None:
         return None
     return {"path": Path(model.path).name, "case": model.info.case, "provider": model.provider}
-
-
-__all__ = ["Service", "SpecklenetError"]
