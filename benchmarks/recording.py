@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specklenet.daemon.acquisition import Acquisition
+from specklenet.daemon.acquire_job import AcquireJob
 from specklenet.daemon.devices import MonotonicClock, SimulatedCamera, SimulatedDmd
 from specklenet.daemon.devices.camera import bin_mean
 from specklenet.daemon.records import PairsWriter, Targets
@@ -51,6 +51,10 @@ def settings_for(rate_hz: float) -> DaemonSettings:
         "camera": {"exposure_us": exposure},
         "twin": {"camera": {"exposure_us": exposure}},
         "sim": {"realtime": True, "max_frame_rate_hz": 100_000.0},
+        # At least half a second per sequence: the pause between sequences (camera restart, settle_s) stays
+        # a small fraction at any rate.
+        # The simulated camera delivers a frame when its exposure ends: no latency to settle for.
+        "acquisition": {"sequence_pictures": int(min(2_048, max(256, rate_hz / 2))), "settle_s": 0.005},
     }
     return build(DaemonSettings, tables).simulated()
 
@@ -75,7 +79,7 @@ def record(folder: Path, rate_hz: float, count: int, targets: Targets, cache: di
         writes = _timed(writer, "write")
         with dmd, camera:
             started, cpu = time.perf_counter(), time.process_time()
-            result = Acquisition(writer, dmd, camera, settings).run()
+            result = AcquireJob(writer, dmd, camera, settings).run()
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     path.unlink()
     return {
@@ -87,6 +91,25 @@ def record(folder: Path, rate_hz: float, count: int, targets: Targets, cache: di
         "cpu": cpu / elapsed,
         "count": count,
     }
+
+
+def _old_side_by_side(args: argparse.Namespace) -> None:
+    """Run the old commit's own benchmark (its Acquisition loop, in its worktree and venv)."""
+    import subprocess
+
+    command = [
+        str(args.old / ".venv" / "bin" / "python"),
+        str(args.old / "benchmarks" / "recording.py"),
+        "--seconds",
+        str(args.seconds),
+        "--rates",
+        args.rates,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=args.old)
+    print(f"old single-thread acquisition ({args.old}):")
+    for line in result.stdout.splitlines():
+        if "/s" in line and "binning" not in line:
+            print("  " + line)
 
 
 class _NoTwin:
@@ -137,6 +160,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="recording time per rate (default: 4)")
     parser.add_argument("--rates", default="150,300,600,1000,1500,2000", help="frames/s to try, ascending")
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary folder)")
+    parser.add_argument(
+        "--old",
+        type=Path,
+        default=None,
+        help="a worktree of the old single-thread acquisition (e.g. `git worktree add /tmp/old 74a005d` + "
+        "its .venv): its own benchmark runs afterwards with the same rates, printed below for comparison",
+    )
     args = parser.parse_args()
     rates = [float(rate) for rate in args.rates.split(",")]
     twin = Twin(seed=0)
@@ -162,6 +192,8 @@ def main() -> None:
     if held is not None:
         rate = held["rate"]
         print(f"highest rate held (no lost frame, ≥ 90 % sustained): {rate:g}/s, {rate / 150:.1f}× the 150/s")
+    if args.old is not None:
+        _old_side_by_side(args)
     strided, reshaped = binning_costs()
     print(
         f"camera adapter, 4×4 binning of 1024² Mono12: strided adds {strided:.2f} ms/frame, "

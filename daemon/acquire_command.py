@@ -39,6 +39,10 @@ missing ones. Exit status: 0 complete, 1 device failure or targets still missing
 """
 
 
+# Camera settings that change what a frame holds: a file's frames must share them (--resume checks).
+CAMERA_KEYS = ("exposure_us", "pixel_format", "roi_px", "roi_offset_px", "binning")
+
+
 class StopRequest(threading.Event):
     """Set by the signal handler; remembers which signal asked to stop."""
 
@@ -121,6 +125,13 @@ def _check_resumable(
         raise FileFormatError(f"{args.output}: was recorded for other targets than {args.targets}")
     if writer.source != source:
         raise FileFormatError(f"{args.output}: holds {writer.source} frames, this run records {source} ones")
+    recorded = writer.acquisition.get("daemon", {}).get("camera", {})
+    for key in CAMERA_KEYS:  # frames of one file must come from one camera set-up
+        if key in recorded and recorded[key] != acquisition["daemon"]["camera"][key]:
+            raise ConfigError(
+                f"{args.output}: was recorded with camera.{key} = {recorded[key]!r}, this run has "
+                f"{acquisition['daemon']['camera'][key]!r}; resume it with the same camera.{key}"
+            )
     for key in ("twin_config", "seed"):  # frames of one file must come from one twin
         if key in acquisition and writer.acquisition.get(key) != acquisition[key]:
             raise ConfigError(

@@ -80,8 +80,8 @@ class Reconstructor:
         self._binding.bind_output(
             info.output_name, "cpu", 0, np.float32, self._output.shape, self._output.ctypes.data
         )
-        self._row_weights = _resize_weights(info.window[2], info.output_px)
-        self._col_weights = _resize_weights(info.window[3], info.output_px)
+        self._row_taps = resize_taps(info.window[2], info.output_px)
+        self._col_taps = resize_taps(info.window[3], info.output_px)
 
     @classmethod
     def load(
@@ -181,7 +181,7 @@ class Reconstructor:
         image = canvas[row0 : row0 + rows, col0 : col0 + cols].astype(np.float32) / np.float32(255.0)
         if image.shape == self.output_shape:
             return image
-        return np.clip(self._row_weights @ image @ self._col_weights.T, 0.0, 1.0)
+        return np.clip(resize(image, self._row_taps, self._col_taps), 0.0, 1.0)
 
     def pcc(self, reconstruction: np.ndarray, canvas: np.ndarray, window: Window | None = None) -> float:
         """Pearson's r of ``reconstruction`` against :meth:`target_image` (0 when either is constant)."""
@@ -218,21 +218,39 @@ def normalise_into(counts: np.ndarray, normalisation: Normalisation, out: np.nda
         np.divide(out, np.clip(mean, np.float32(1e-6), None), out=out)
 
 
-def _resize_weights(in_px: int, out_px: int) -> np.ndarray:
-    """float32 ``(out_px, in_px)`` matrix W with W @ x = torch's antialiased bilinear resize of x along
-    one axis (``interpolate(mode="bilinear", antialias=True, align_corners=False)``, PIL's filter):
-    a triangle kernel widened by the scale when shrinking, weights normalised per output pixel."""
+Taps = tuple[np.ndarray, np.ndarray]
+"""``(index, weight)``, both ``(out_px, taps)``: output pixel i = Σ_k weight[i, k] · input[index[i, k]]."""
+
+
+def resize_taps(in_px: int, out_px: int) -> Taps:
+    """The taps of torch's antialiased bilinear resize along one axis (``interpolate(mode="bilinear",
+    antialias=True, align_corners=False)``, PIL's filter): a triangle kernel widened by the scale when
+    shrinking, weights normalised per output pixel. A few taps per pixel: applied by gathering, not by
+    a matrix product (BLAS threads stall for milliseconds on a busy machine)."""
     scale = in_px / out_px
     support, stretch = (scale, 1.0 / scale) if scale >= 1.0 else (1.0, 1.0)
-    weights = np.zeros((out_px, in_px), np.float64)
-    for index in range(out_px):
-        centre = scale * (index + 0.5)
+    rows = []
+    for pixel in range(out_px):
+        centre = scale * (pixel + 0.5)
         first = max(int(centre - support + 0.5), 0)
         last = min(int(centre + support + 0.5), in_px)
         taps = np.arange(first, last)
         kernel = np.clip(1.0 - np.abs((taps - centre + 0.5) * stretch), 0.0, None)
-        weights[index, first:last] = kernel / kernel.sum()
-    return weights.astype(np.float32)
+        rows.append((taps, kernel / kernel.sum()))
+    width = max(len(taps) for taps, _ in rows)
+    index = np.zeros((out_px, width), np.intp)
+    weight = np.zeros((out_px, width), np.float32)
+    for pixel, (taps, kernel) in enumerate(rows):
+        index[pixel] = taps[0]  # padding taps point at a real pixel with weight 0
+        index[pixel, : len(taps)], weight[pixel, : len(taps)] = taps, kernel
+    return index, weight
+
+
+def resize(image: np.ndarray, row_taps: Taps, col_taps: Taps) -> np.ndarray:
+    """float32 ``image[row, column]`` resized with the taps of each axis (:func:`resize_taps`)."""
+    (row_index, row_weight), (col_index, col_weight) = row_taps, col_taps
+    rows = np.einsum("rk,rkc->rc", row_weight, image[row_index], optimize=False)
+    return np.einsum("ck,rck->rc", col_weight, rows[:, col_index], optimize=False)
 
 
 def _metadata_session(path: Path) -> Any:

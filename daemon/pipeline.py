@@ -134,6 +134,8 @@ class _Stage:
         else:
             with self._lock:
                 self._closing = True
+                self.stats.skipped += self._newest is not None  # dropped unseen: skipped too
+                self._newest = None
                 self._lock.notify()
         if self._thread.is_alive():
             self._thread.join()
@@ -180,8 +182,10 @@ class _Stage:
                         self._idle()  # non-critical: errors are counted, never fatal
                     finally:
                         self._lock.acquire()
+            if self._closing:
+                return None
             frame, self._newest = self._newest, None
-            return None if self._closing else frame
+            return frame
 
     def _idle(self) -> bool:
         """Run the consumer's ``idle()``; False if a critical consumer failed in it (it then stops)."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from specklenet.daemon.devices.base import quietly
 from specklenet.daemon.devices.camera import Camera, CameraFrame
 
-POLL_S = 0.005  # retrieve timeout: how quickly a command (start, stop) is taken up while grabbing
+POLL_S = 0.002  # retrieve timeout: how quickly a command (start, stop) is taken up while grabbing
 
 
 @dataclass(frozen=True, slots=True)

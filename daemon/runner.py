@@ -161,14 +161,19 @@ class SequenceRunner:
                 if len(frames) < pictures:
                     continue
             if done_at is None:
+                if len(frames) == pictures:  # the last picture's frame is in: its picture time is ending
+                    self.dmd.wait(2e-6 * self.dmd.timing.picture_time_us)
                 if self.dmd.progress().active:
                     continue
-                done_at = now
+                done_at = now = self._clock()
             if extra:
                 return frames, extra  # rejected whatever else arrives
             if len(frames) == pictures and retriever.idle_since >= done_at + settle_s:
                 return frames, extra
-            if now - max(done_at, last_at) > timeout_s:
+            # Missing frames: give up once the camera itself has had nothing for timeout_s (the
+            # retriever's idle polls), not merely this thread (a starved retriever is no evidence).
+            waited_from = max(done_at, last_at)
+            if now - waited_from > timeout_s and retriever.idle_since >= waited_from + timeout_s:
                 return frames, extra
 
     def _next(self, retriever: Retriever, stream: int) -> Retrieved | None:

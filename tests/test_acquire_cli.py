@@ -161,6 +161,13 @@ def test_resume_refuses_another_twin(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "seed.toml").write_text("[sim]\nseed = 3\n")
     assert main([*arguments, "--resume", "--config", str(tmp_path / "seed.toml")]) == 2
     assert "was recorded with another twin (seed differs)" in capsys.readouterr().err
+    for setting, named in (
+        ("pixel_format = 'Mono8'", "camera.pixel_format = 'Mono12'"),
+        ("roi_offset_px = [0, 0]", "camera.roi_offset_px = None"),
+    ):
+        (tmp_path / "camera.toml").write_text(f"[camera]\n{setting}\n")
+        assert main([*arguments, "--resume", "--config", str(tmp_path / "camera.toml")]) == 2
+        assert f"was recorded with {named}, this run has" in capsys.readouterr().err
     other = tmp_path / "other.h5"
     make_targets(other, 3)
     assert main(["acquire", str(other), "-o", str(tmp_path / "pairs.h5"), "--sim", "--resume"]) == 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,15 @@ def test_the_simulated_camera_must_expose_like_the_twin() -> None:
         hardware.simulated()
     tables["twin"] = {"camera": {"exposure_us": 6_200}}
     assert build(DaemonSettings, tables).simulated().camera.backend == "sim"
+
+
+def test_loading_a_hardware_config_does_not_import_the_twins_optics() -> None:
+    code = (
+        "import sys\n"
+        "from specklenet.daemon.settings import load_settings\n"
+        f"settings = load_settings({str(REPO / 'systemd' / 'daemon.toml')!r})\n"
+        "assert settings.dmd.backend == 'alp4'\n"
+        "print(sorted(m for m in sys.modules if m == 'scipy' or m.startswith('specklenet.daemon.twin.')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "['specklenet.daemon.twin.config']"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from onnx_models import model_info, pooling_model
 from twin_pairs import cached_twin_pairs, shapes
 
 from specklenet.daemon.errors import ModelError
-from specklenet.daemon.inference import Reconstructor, _resize_weights, normalise_into, pearson
+from specklenet.daemon.inference import Reconstructor, normalise_into, pearson, resize, resize_taps
 from specklenet.daemon.normalisation import Normalisation
 from specklenet.daemon.providers import CPU, CUDA, PREFERENCE, TENSORRT, rank_providers
 from specklenet.training.evaluate import evaluate
@@ -192,8 +193,8 @@ def test_in_place_normalisation_is_bit_identical_to_normalisation_apply(method: 
 @pytest.mark.parametrize(("in_px", "out_px"), [(64, 32), (64, 256), (96, 40), (128, 128), (64, 17)])
 def test_resize_weights_reproduce_trainings_antialiased_bilinear_resize(in_px: int, out_px: int) -> None:
     images = np.random.default_rng(in_px * out_px).random((3, in_px, in_px), dtype=np.float32)
-    weights = _resize_weights(in_px, out_px)
-    ours = np.clip(weights @ images @ weights.T, 0.0, 1.0)
+    taps = resize_taps(in_px, out_px)
+    ours = np.clip([resize(image, taps, taps) for image in images], 0.0, 1.0)
     np.testing.assert_allclose(ours, resize_truth(images, out_px)[:, 0].numpy(), atol=2e-6, rtol=0)
 
 
@@ -255,3 +256,25 @@ def test_copies_of_a_model_load_alike(ci_model: Path, tmp_path: Path) -> None:
     frame = np.random.default_rng(1).exponential(100.0, FRAME).astype(np.float32)
     np.testing.assert_array_equal(load(ci_model).reconstruct(frame), load(Path(copy)).reconstruct(frame))
     assert torch is not None  # training's resize is torch's: the parity tests above need it
+
+
+def test_callers_on_several_threads_each_get_their_own_frames_reconstruction(
+    ci_model: Path, held_out: Path
+) -> None:
+    frames, _ = pairs_frames(held_out)
+    reconstructor = load(ci_model)
+    expected = [reconstructor.reconstruct(frame) for frame in frames[:4]]
+    barrier, wrong = threading.Barrier(4), []
+
+    def work(k: int) -> None:
+        barrier.wait()
+        for _ in range(50):
+            if not np.array_equal(reconstructor.reconstruct(frames[k]), expected[k]):
+                wrong.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []

@@ -39,6 +39,8 @@ frame_timeout_s = 0.5
 flush_interval_s = 0.1
 [sim]
 realtime = true
+[sim.faults]
+remove_at = 60  # the camera is unplugged early in live mode, and found again
 [service]
 data_dir = "{data}"
 control_address = "{control}"
@@ -151,6 +153,16 @@ def test_live_reconstructs_the_displayed_targets(daemon: Daemon, targets: Target
         assert header["target_index"] in range(LIVE_TARGETS)
     baseline = baseline_pcc(targets, ci_model)
     assert np.mean(scored) > baseline + 0.2, (np.mean(scored), baseline)
+    # Each reconstruction resembles the target the daemon says was displayed more than any other.
+    judge = Reconstructor.load(ci_model, frame_shape=(256, 256), canvas_shape=(128, 128), warmup_runs=0)
+    identified = 0
+    for message in messages:
+        if message.header["pcc"] is None:
+            continue
+        against = [judge.pcc(message.array, canvas) for canvas in targets.canvases]
+        assert message.header["pcc"] == pytest.approx(against[message.header["target_index"]], abs=1e-6)
+        identified += int(np.argmax(against)) == message.header["target_index"]
+    assert identified >= 0.8 * len(scored), (identified, len(scored))
     sub.close()
 
 
@@ -164,7 +176,7 @@ def heartbeat(daemon: Daemon, sub: zmq.Socket, frames_at_least: int) -> dict[str
 
 def test_status_reports_rate_latency_and_counts(daemon: Daemon) -> None:
     sub = daemon.subscriber("status")
-    header = heartbeat(daemon, sub, 1)
+    header = heartbeat(daemon, sub, 256)  # a whole rate window after the camera was found again
     assert header["state"] == "live"
     running = header["running"]
     assert running["rate_hz"] == pytest.approx(50, rel=0.05)  # the DMD's 20 ms pictures
@@ -174,6 +186,16 @@ def test_status_reports_rate_latency_and_counts(daemon: Daemon) -> None:
     assert {"frames", "received", "accepted", "lost", "skipped", "consumers"} <= set(counters)
     assert counters["lost"] == 0
     assert counters["consumers"]["recorder"]["skipped"] == 0  # critical: lossless
+    sub.close()
+
+
+def test_raw_speckle_frames_are_streamed(daemon: Daemon, targets: Targets) -> None:
+    sub = daemon.subscriber("speckle")
+    message = daemon.receive(sub)
+    assert message.array.shape == (256, 256) and message.array.dtype == np.float32
+    index = message.header["target_index"]
+    assert index in range(LIVE_TARGETS) and message.header["t_capture_ns"] > 0
+    np.testing.assert_array_equal(message.array, rendered(targets, np.array([index]))[0])
     sub.close()
 
 
@@ -265,13 +287,33 @@ def test_fuzzed_control_messages_leave_the_daemon_alive_and_answering(daemon: Da
     assert status["counters"]["control"]["error.bad_request"] > 0
 
 
+def test_a_removed_camera_was_reported_and_found_again(daemon: Daemon) -> None:
+    status = daemon.ok("status")
+    assert status["state"] == "live"  # the job went on
+    assert status["running"]["device_errors"] == 1
+    assert "removed" in status["running"]["last_device_error"]
+    assert '"event": "device_error"' in daemon.log_text()
+
+
+def test_stop_ends_the_job_and_closes_its_pairs_file(daemon: Daemon, targets: Targets) -> None:
+    wait_status(daemon, lambda s: s["running"].get("recorded", 0) == LIVE_TARGETS)
+    assert daemon.ok("stop") == {"stopping": "live"}
+    status = wait_status(daemon, lambda s: s["state"] == "idle")
+    assert status["last"]["ok"] and status["last"]["job"] == "live"
+    assert daemon.ok("stop") == {"stopping": None}  # idempotent
+    with read_pairs(daemon.data / "live-pairs.h5") as pairs:  # type: ignore[attr-defined]
+        assert pairs.complete.all()
+        np.testing.assert_array_equal(pairs.load_frames(), rendered(targets, np.arange(LIVE_TARGETS)))
+
+
 def test_sigterm_stops_cleanly_with_a_readable_pairs_file(daemon: Daemon, targets: Targets) -> None:
+    daemon.ok("live", {"model": "model-b.onnx", "targets": "live.h5", "record": "live-pairs-2.h5"})
     wait_status(daemon, lambda s: s["running"].get("recorded", 0) == LIVE_TARGETS)
     assert daemon.wait_notice("WATCHDOG=1") == "WATCHDOG=1"
     assert daemon.wait_notice("STATUS=live").startswith("STATUS=live: ")
     assert daemon.terminate() == 0, daemon.log_text()[-3000:]
     assert daemon.wait_notice("STOPPING=1") == "STOPPING=1"
-    with read_pairs(daemon.data / "live-pairs.h5") as pairs:  # type: ignore[attr-defined]
+    with read_pairs(daemon.data / "live-pairs-2.h5") as pairs:  # type: ignore[attr-defined]
         recorded = pairs.complete_indices()
         frames = pairs.load_frames(recorded)
     assert len(recorded) == LIVE_TARGETS

@@ -147,7 +147,7 @@ def test_a_spurious_edge_adds_a_frame_when_the_camera_is_ready_for_it(run) -> No
 
 
 def test_the_cameras_clock_drifts_by_clock_drift_ppm(run) -> None:
-    frames, dmd, _ = run(squares(3), np.arange(3), faults=SimFaults(clock_drift_ppm=-150.0))
+    frames, _, _ = run(squares(3), np.arange(3), faults=SimFaults(clock_drift_ppm=-150.0))
     assert np.diff([f.timestamp_ns for f in frames]).tolist() == [10_500_000 - 1_575] * 2
 
 

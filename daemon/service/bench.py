@@ -27,13 +27,15 @@ class Bench:
         self.settings = settings
         self.simulated = settings.dmd.backend == "sim"
         self.twin: Any = None
+        self.renderer: CachingRenderer | None = None
         if self.simulated:
             from specklenet.daemon.twin import Twin  # numpy/scipy optics: only for the simulated bench
 
             self.twin = Twin(settings.twin, seed=settings.sim.seed)
+            self.renderer = CachingRenderer(self.twin)
         self.dmd: Dmd
         self.camera: Camera
-        self.dmd, self.camera = make_bench(settings, twin=self.twin)
+        self.dmd, self.camera = make_bench(settings, twin=self.renderer)
 
     @property
     def source(self) -> str:
@@ -79,3 +81,44 @@ class Bench:
     def describe_twin(self) -> dict[str, Any]:
         """The twin's provenance (empty on hardware), for a pairs file's ``acquisition``."""
         return self.twin.describe() if self.twin is not None else {}
+
+
+class CachingRenderer:
+    """The twin as the simulated camera sees it, with frames rendered ahead for a live loop.
+
+    A cached frame is used only when the camera asks for the same picture id *and* the canvas the DMD
+    actually shows is the cached one, so the cache can never hide a picture shown under the wrong id;
+    anything else is rendered by the twin. Frames are ``twin.expose_one``'s, bit for bit (its noise is
+    seeded by the picture id, so every loop shows the same frame anyway).
+
+    Thread-safety: ``prerender``/``clear`` from the job thread, ``expose_one`` from the camera's sensor
+    thread; the cache is replaced as a whole (one reference assignment).
+    """
+
+    def __init__(self, twin: Any) -> None:
+        self.twin = twin
+        self._frames: dict[int, tuple[bytes, Any]] = {}
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return self.twin.frame_shape  # type: ignore[no-any-return]
+
+    @property
+    def canvas_shape(self) -> tuple[int, int]:
+        return self.twin.canvas_shape  # type: ignore[no-any-return]
+
+    def expose_one(self, canvas: Any, frame_id: int) -> Any:
+        entry = self._frames.get(frame_id)
+        if entry is not None and entry[0] == canvas.tobytes():
+            return entry[1]
+        return self.twin.expose_one(canvas, frame_id)
+
+    def prerender(self, canvases: Any, ids: Any) -> None:
+        """Render ``canvases[i]`` under picture id ``ids[i]`` ahead (replacing the previous cache)."""
+        self._frames = {
+            int(i): (canvas.tobytes(), self.twin.expose_one(canvas, int(i)))
+            for canvas, i in zip(canvases, ids, strict=True)
+        }
+
+    def clear(self) -> None:
+        self._frames = {}

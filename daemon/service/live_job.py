@@ -10,7 +10,8 @@ shows the targets over and over and yields matched frames; the :class:`Pipeline`
   into a new pairs file.
 
 Acquisition never waits for inference: where the model is slower than the camera (always on a CPU),
-``counters.reconstruction.skipped`` grows and the frame rate stays the camera's. A loop shorter than
+``counters.skipped`` grows and the frame rate stays the camera's. A device fault (a removed camera, a
+DMD error) is logged, reported in the status and recovered from by restarting the loop. A loop shorter than
 :data:`~specklenet.daemon.matching.MIN_PICTURES` targets is repeated to that length (the timestamp
 check needs it). :meth:`LiveJob.swap` replaces the model between two frames without stopping.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from specklenet.daemon.errors import DeviceError, DeviceRemovedError
 from specklenet.daemon.frames import MatchedFrame
 from specklenet.daemon.live import LatencyStats, ReconstructionConsumer
 from specklenet.daemon.matching import MIN_PICTURES
@@ -45,6 +48,19 @@ log = structlog.get_logger(__name__)
 RATE_WINDOW = 128  # frames over which the frame rate is measured: received frames per second of
 # capture time (exact at the DMD's pace, lower when frames are lost; immune to the runner's bursts)
 PRERENDER_MAX = 512  # the simulated bench renders a live loop of at most this many targets ahead
+
+
+def _window(pictures: int) -> int:
+    """Frames the runner matches together: at least MIN_PICTURES, and coprime with the loop length.
+
+    The runner hands a window's frames over at once, so the newest-frame consumer mostly sees each
+    window's last frame; a window that is a multiple of the loop would always end on the same
+    picture, and live mode would reconstruct one target only.
+    """
+    window = MIN_PICTURES
+    while math.gcd(window, pictures) != 1:
+        window += 1
+    return window
 
 
 class SpeckleConsumer:
@@ -64,7 +80,7 @@ class SpeckleConsumer:
         header = {
             "frame_id": int(frame.frame_id),
             "picture": int(frame.picture),
-            "target_index": frame.target_index,
+            "target_index": None if frame.target_index is None else int(frame.target_index),
             "t_capture_ns": int(frame.capture_ns),
             "loop": int(frame.loop),
             "accepted": bool(frame.accepted),
@@ -111,6 +127,8 @@ class LiveJob:
         self._lost = 0
         self._last_block: int | None = None
         self._recorder: PairsRecorder | None = None
+        self.device_errors = 0
+        self.last_device_error = ""
 
     @property
     def progress(self) -> int:
@@ -140,25 +158,43 @@ class LiveJob:
                     pipeline.add(self._recorder, name="recorder", critical=True)
                 self.pipeline = pipeline
                 with pipeline:
-                    for frame in runner.loop(self.targets.canvases[indices], indices, window=MIN_PICTURES):
-                        self._count(frame, len(indices))
-                        pipeline.dispatch(frame)
+                    self._loop(runner, indices, stop)
                     pipeline.drain()
         finally:
-            if hasattr(bench.camera, "frame_cache"):
-                bench.camera.frame_cache = {}  # by picture id: another targets file's ids would hit it
+            if bench.renderer is not None:
+                bench.renderer.clear()  # memory: a later job shows other targets
         return self.status()
 
+    def _loop(self, runner: SequenceRunner, indices: np.ndarray, stop: threading.Event) -> None:
+        """Dispatch looped frames until ``stop``; a device fault (camera removed, DMD error) is logged,
+        counted in the status, and the loop restarted (the camera found again), up to
+        ``acquisition.device_retries`` times per job."""
+        bench, pipeline = self.bench, self.pipeline
+        assert pipeline is not None
+        while not stop.is_set():
+            try:
+                for frame in runner.loop(
+                    self.targets.canvases[indices], indices, window=_window(len(indices))
+                ):
+                    self._count(frame, len(indices))
+                    pipeline.dispatch(frame)
+                return
+            except DeviceError as error:
+                self.device_errors += 1
+                self.last_device_error = str(error)
+                log.warning("device_error", error=str(error), errors=self.device_errors)
+                if self.device_errors > bench.settings.acquisition.device_retries:
+                    raise
+                self._last_block = None  # the restarted loop numbers its frames afresh
+                if isinstance(error, DeviceRemovedError) or bench.camera.removed:
+                    bench.camera.reconnect(bench.settings.camera.reconnect_timeout_s)
+
     def _prerender(self, indices: np.ndarray) -> None:
-        """Simulated bench: render each looped target once, ahead. The camera then hands out exactly
-        the frames it would render (the twin's noise is seeded by the picture id, so every loop shows
-        the same frame anyway) at the DMD's pace, whatever the twin's speed on this machine."""
-        camera = self.bench.camera
-        if not self.bench.simulated or len(indices) > PRERENDER_MAX or not hasattr(camera, "frame_cache"):
-            return
-        twin, canvases = self.bench.twin, self.targets.canvases
-        # expose_one, as the camera renders (a batch may differ in the last bit of a few pixels)
-        camera.frame_cache = {int(index): twin.expose_one(canvases[index], int(index)) for index in indices}
+        """Simulated bench: render each looped target once, ahead, so that the camera keeps the DMD's
+        pace whatever the twin's speed on this machine (see :class:`~.bench.CachingRenderer`)."""
+        renderer = self.bench.renderer
+        if renderer is not None and len(indices) <= PRERENDER_MAX:
+            renderer.prerender(self.targets.canvases[indices], indices)
 
     def _writer(self) -> contextlib.AbstractContextManager[PairsWriter | None]:
         if self.record is None:
@@ -203,6 +239,8 @@ class LiveJob:
                 "p99": latency["latency_p99_ms"],
             },
             "inference_p50_ms": latency["inference_p50_ms"],
+            "device_errors": self.device_errors,
+            "last_device_error": self.last_device_error,
             "counters": {
                 "frames": self._frames,
                 "received": run.received if run else 0,

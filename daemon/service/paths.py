@@ -42,15 +42,20 @@ class DataDir:
             must_exist: raise :class:`PathMissingError` when there is no such file.
             what: the argument's name, for the error message (``"targets"``).
         """
+        shown = name if len(name) <= 120 else name[:120] + "..."
         if not name or "\x00" in name:
-            raise PathRefusedError(f"{what}: {name!r} is not a file name")
+            raise PathRefusedError(f"{what}: {shown!r} is not a file name")
         if ".." in PurePosixPath(name).parts:
-            raise PathRefusedError(f"{what}: {name!r} contains '..'; name files inside the data directory")
-        path = (self.root / name).resolve()  # an absolute name replaces root; links are followed
-        if not path.is_relative_to(self.root):
-            raise PathRefusedError(f"{what}: {name!r} lies outside the data directory {self.root}")
-        if path == self.root:
-            raise PathRefusedError(f"{what}: {name!r} is the data directory itself, not a file in it")
-        if must_exist and not path.is_file():
-            raise PathMissingError(f"{what}: {name!r} not found in the data directory {self.root}")
+            raise PathRefusedError(f"{what}: {shown!r} contains '..'; name files inside the data directory")
+        try:
+            path = (self.root / name).resolve()  # an absolute name replaces root; links are followed
+            if not path.is_relative_to(self.root):
+                raise PathRefusedError(f"{what}: {shown!r} lies outside the data directory {self.root}")
+            if path == self.root:
+                raise PathRefusedError(f"{what}: {shown!r} is the data directory itself, not a file in it")
+            exists = path.is_file()
+        except OSError as error:  # a name too long, a link loop, a folder we may not read
+            raise PathRefusedError(f"{what}: {shown!r}: {error.strerror or error}") from None
+        if must_exist and not exists:
+            raise PathMissingError(f"{what}: {shown!r} not found in the data directory {self.root}")
         return path

@@ -27,7 +27,7 @@ import structlog
 import zmq
 
 from specklenet.daemon import protocol
-from specklenet.daemon.errors import ConfigError, FileFormatError, SpecklenetError
+from specklenet.daemon.errors import ConfigError, FileFormatError, ModelError
 from specklenet.daemon.records import read_targets
 from specklenet.daemon.service.bench import Bench
 from specklenet.daemon.service.control import CommandError, ControlChannel
@@ -35,7 +35,7 @@ from specklenet.daemon.service.jobs import AcquireJob, JobRunner
 from specklenet.daemon.service.notify import Notifier
 from specklenet.daemon.service.paths import DataDir, PathMissingError, PathRefusedError
 from specklenet.daemon.service.publisher import Publisher
-from specklenet.daemon.service.sockets import Sockets
+from specklenet.daemon.service.sockets import Sockets, check_endpoint
 from specklenet.daemon.settings import DaemonSettings
 
 log = structlog.get_logger(__name__)
@@ -71,6 +71,8 @@ class Service:
         self.data = DataDir(settings.service.data_dir)
         if not self.data.root.is_dir():
             raise ConfigError(f"service.data_dir: {self.data.root} is not a folder")
+        check_endpoint(settings.service.control_address, "control_address", settings.service)
+        check_endpoint(settings.service.stream_address, "stream_address", settings.service)
         self.jobs = JobRunner()
         self.bench: Bench | None = None
         self.sockets: Sockets | None = None
@@ -153,6 +155,8 @@ class Service:
             raise CommandError("refused", str(error)) from error
         except PathMissingError as error:
             raise CommandError("not_found", str(error)) from error
+        except ModelError as error:  # e.g. a model for other frames swapped into a running job
+            raise CommandError("refused", str(error)) from error
 
     def cmd_status(self) -> dict[str, Any]:
         return self.status()
@@ -195,10 +199,10 @@ class Service:
 
     def cmd_load_model(self, model: str) -> dict[str, Any]:
         reconstructor = self._load_model(model, key="model")
-        self.model = reconstructor  # the previous one is freed once no frame uses it any more
         job = self.jobs.current if self.jobs.busy else None
         if job is not None and hasattr(job, "swap"):
             job.swap(reconstructor)  # the stream goes on; the next frame uses the new model
+        self.model = reconstructor  # the previous one is freed once no frame uses it any more
         return {"model": _describe_model(reconstructor), "swapped": job is not None}
 
     def cmd_shutdown(self) -> dict[str, Any]:
@@ -212,11 +216,10 @@ class Service:
             raise CommandError("busy", f"a {name} job is running; send stop first")
 
     def _load_model(self, name: str, *, key: str) -> Any:
-        from specklenet.daemon.errors import ModelError
-        from specklenet.daemon.inference import Reconstructor
+        from specklenet.daemon.inference import Reconstructor  # onnxruntime: loaded with the first model
 
-        assert self.bench is not None
         path = self.data.resolve(name, must_exist=True, what=key)
+        assert self.bench is not None
         try:
             return Reconstructor.load(
                 path, frame_shape=self.bench.frame_shape, canvas_shape=self.bench.canvas_shape
@@ -261,15 +264,12 @@ class Service:
         running = status.get("running") or {}
         if status["state"] == "idle":
             return f"idle; model {Path(self.model.path).name if self.model else 'none'}"
-        rate = running.get("rate_hz", 0.0)
-        extra = f", latency p50 {running['latency_ms']['p50']} ms" if running.get("latency_ms") else ""
-        return f"{status['state']}: {rate} frames/s{extra}"
+        line = f"{status['state']}: {running.get('rate_hz', 0.0)} frames/s"
+        p50 = (running.get("latency_ms") or {}).get("p50")
+        return line + (f", latency p50 {p50:.1f} ms" if p50 is not None else "")
 
 
 def _describe_model(model: Any) -> dict[str, Any] | None:
     if model is None:
         return None
     return {"path": Path(model.path).name, "case": model.info.case, "provider": model.provider}
-
-
-__all__ = ["Service", "SpecklenetError"]
