@@ -28,7 +28,6 @@ import numpy as np
 import zmq
 
 from specklenet.daemon import protocol
-from specklenet.daemon.protocol import DataMessage
 
 GAP = "gap"
 RESTART = "restart"
@@ -184,7 +183,7 @@ class LiveFigures:
 class Received:
     """One decoded stream message, when it arrived, and the gap before it (None when in sequence)."""
 
-    message: DataMessage
+    message: protocol.DataMessage
     t_receive_ns: int
     gap: Gap | None
 

@@ -50,7 +50,7 @@ import msgpack
 import numpy as np
 
 from specklenet.clients.stream import RESTART, Gap
-from specklenet.daemon.protocol import DTYPES, TOPICS, DataMessage
+from specklenet.daemon import protocol
 
 FORMAT = "specklenet.stream"
 FORMAT_VERSION = 1
@@ -137,7 +137,7 @@ class _Table:
     def _write_images(self, start: int, end: int) -> list[h5py.Dataset]:
         images = [row[1] for row in self._pending]
         shapes = np.array([(0, 0) if a is None else a.shape[-2:] for a in images], np.int32)
-        codes = [0 if a is None else DTYPES.index(a.dtype.name) for a in images]
+        codes = [0 if a is None else protocol.DTYPES.index(a.dtype.name) for a in images]
         dataset = self.group["image"]
         rows, columns = dataset.shape[1:]
         dataset.resize((end, max(rows, int(shapes[:, 0].max())), max(columns, int(shapes[:, 1].max()))))
@@ -188,8 +188,8 @@ class StreamWriter:
         attrs = self._file.attrs
         attrs.update(format=FORMAT, format_version=FORMAT_VERSION, stream_address=stream_address)
         attrs["started_utc"] = _utc_now()
-        attrs["topics"] = json.dumps(list(TOPICS))
-        attrs["dtypes"] = json.dumps(list(DTYPES))
+        attrs["topics"] = json.dumps(list(protocol.TOPICS))
+        attrs["dtypes"] = json.dumps(list(protocol.DTYPES))
         self._tables = {
             topic: _Table(
                 self._file.create_group(topic), COLUMNS[topic], images=topic != "status", headers=True
@@ -202,7 +202,7 @@ class StreamWriter:
         self._clock = clock
         self._last_flush = clock()
 
-    def add(self, message: DataMessage, *, t_receive_ns: int, session: int) -> None:
+    def add(self, message: protocol.DataMessage, *, t_receive_ns: int, session: int) -> None:
         table = self._tables.get(message.topic)
         if table is None:
             return
@@ -211,7 +211,11 @@ class StreamWriter:
         self.flush_if_due()
 
     def add_gap(self, gap: Gap) -> None:
-        values = {**gap.as_dict(), "topic": TOPICS.index(gap.topic), "kind": GAP_KINDS.index(gap.kind)}
+        values = {
+            **gap.as_dict(),
+            "topic": protocol.TOPICS.index(gap.topic),
+            "kind": GAP_KINDS.index(gap.kind),
+        }
         self._gaps.add(values)
 
     def rows(self, topic: str) -> int:

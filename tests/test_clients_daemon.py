@@ -174,8 +174,34 @@ def test_watch_and_record_live_through_a_daemon_restart(serve: Serve) -> None:
     assert len(load_stream(path, "speckle")["seq"]) > 0 and len(load_stream(path, "status")["seq"]) > 0
 
 
-def test_the_documented_subscriber_reads_the_daemon(serve: Serve) -> None:
+def test_the_documented_subscriber_and_the_view_read_the_daemon(serve: Serve) -> None:
+    import asyncio
+
+    import aiohttp
+    from test_clients_view import _receive
+
+    from specklenet.daemon.records import read_targets
+
     assert serve.run("live", "--model", "model.onnx", "--targets", "live.h5") == 0
     lines = run_snippet(serve.stream, 3)
     assert len(lines) == 3 and all(line.startswith(("seq ", "gap: ")) for line in lines), lines
     assert any("image (32, 32)" in line for line in lines)
+
+    canvases = read_targets(serve.work / "data" / "live.h5").canvases
+    view = ClientProcess(
+        "view", "--port", "0", "--targets", str(serve.work / "data" / "live.h5"), "--stream", serve.stream
+    )
+
+    async def tab(url: str) -> dict:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url + "ws") as ws:
+            return await _receive(ws, {"recon", "speckle", "target", "stats"})
+
+    try:
+        seen = asyncio.run(tab(view.lines.get(timeout=DEADLINE_S).strip()))
+    finally:
+        status, err = view.stop()
+    assert status == 0, err
+    meta, target = seen["target"]
+    np.testing.assert_array_equal(target, canvases[meta["target_index"]])  # the daemon's displayed target
+    assert seen["recon"][1].shape == (32, 32) and seen["speckle"][1].shape == (256, 256)
+    assert not seen["stats"][0]["targets_mismatch"]

@@ -20,6 +20,9 @@ def test_tracker_counts_gaps_and_a_restart_once_across_topics() -> None:
     assert tracker.observe("recon", 11) is None
     gap = tracker.observe("recon", 15)
     assert (gap.kind, gap.after_seq, gap.next_seq, gap.lost, gap.session) == (GAP, 11, 15, 3, 0)
+    gap = tracker.observe("recon", 17)  # one message missing
+    assert (gap.after_seq, gap.next_seq, gap.lost) == (15, 17, 1)
+    assert tracker.observe("recon", 18) is None
     restart = tracker.observe("recon", 2)  # backwards: a new daemon run, first 2 messages missed
     assert (restart.kind, restart.lost, restart.session) == (RESTART, 2, 1)
     # status's next message belongs to the new run even though its seq went up
@@ -27,7 +30,7 @@ def test_tracker_counts_gaps_and_a_restart_once_across_topics() -> None:
     assert (status.kind, status.lost, status.session) == (RESTART, 5, 1)
     assert tracker.restarts == 1 and tracker.session == 1
     assert tracker.observe("status", 6) is None
-    assert tracker.lost == {"recon": 5, "status": 5}
+    assert tracker.lost == {"recon": 6, "status": 5}
 
 
 def recon_lines(client: ClientProcess, count: int, *, session: int | None = None) -> list[dict]:

@@ -185,7 +185,8 @@ def test_view_lives_through_a_daemon_restart(tmp_path: Path) -> None:
 def test_view_warns_when_the_daemon_shows_another_targets_file(tmp_path: Path) -> None:
     from argparse import Namespace
 
-    from specklenet.clients.view import Targets, ViewServer
+    from specklenet.clients.view import ViewServer
+    from specklenet.clients.view_frames import Targets
 
     write_targets(tmp_path / "mine.h5")
     targets = Targets(tmp_path / "mine.h5")
