@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.specklenet-installed
 # torch first, from the CPU wheel these machines carry: a plain `pip install torch` would fetch a
 # multi-GB CUDA build. On a GPU box, install the CUDA build of the same release before `make`.
 TORCH  ?= torch==2.13.0
+# `make demo DATA=../shared/data` runs the demo on the real MNIST and LFW (in its own folder).
+DATA     ?=
+DEMO_OUT ?= $(if $(DATA),demo-output-data,demo-output)
 
 .PHONY: test demo lint install bench clean
 
@@ -29,10 +32,10 @@ test: lint
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	$(BIN)/specklenet-train demo --output demo-output
+	$(BIN)/specklenet-train demo --output $(DEMO_OUT) $(if $(DATA),--data-dir $(DATA))
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/twin.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-output demo-output-data .pytest_cache .ruff_cache

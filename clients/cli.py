@@ -1,30 +1,53 @@
-"""``specklenet``: thin ZeroMQ clients of the daemon (control, live watch, recording, viewing).
+"""``specklenet``: thin ZeroMQ clients of the daemon (control, live watch, recording, browser view).
 
-The clients arrive with the streaming issue; they import :mod:`specklenet.daemon.protocol` only.
+Each subcommand lives in its own module exposing ``register(subparsers)``; the parser it adds sets
+``run(args) -> int``, the exit status. Heavy modules (rich, h5py, aiohttp) are imported inside the
+commands that need them, so ``specklenet status`` starts fast; nothing here imports torch, and of the
+daemon only :mod:`specklenet.daemon.protocol` (tests/test_architecture.py, tests/test_clients_cli.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+
+from specklenet.clients.connection import EXIT_STATUSES_HELP, EXIT_USAGE, ClientError
+
+# Subcommand modules, in the order --help lists them.
+COMMAND_MODULES = (
+    "specklenet.clients.control",
+    "specklenet.clients.watch",
+    "specklenet.clients.record",
+    "specklenet.clients.view",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="specklenet", description="Clients of the specklenet daemon (ZeroMQ, msgpack)."
+        prog="specklenet",
+        description="Clients of the specklenet daemon (ZeroMQ, msgpack): control it, watch and record "
+        "its stream, view it in a browser. Every command takes --control/--stream ADDRESS.",
+        epilog=EXIT_STATUSES_HELP,
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit status."""
+    """Entry point; returns the process exit status (see EXIT_STATUSES_HELP)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
-    return 0
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except ClientError as error:
+        print(f"specklenet {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_status
 
 
 if __name__ == "__main__":

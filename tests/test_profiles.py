@@ -28,6 +28,12 @@ def test_smaller_profiles_are_smaller() -> None:
     assert ci.n_train < quick.n_train < paper.n_train
 
 
+def test_demo_profile_is_the_quick_network_trained_briefly() -> None:
+    demo, quick = PROFILES["demo"], PROFILES["quick"]
+    assert demo.model == quick.model and demo.n_train == quick.n_train  # what reached PCC 0.78 in 6 epochs
+    assert demo.max_epochs == 6 < quick.max_epochs
+
+
 def test_profiles_round_trip_through_plain_dicts() -> None:
     for profile in PROFILES.values():
         assert Profile.from_dict(profile.to_dict()) == profile

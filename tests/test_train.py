@@ -113,6 +113,19 @@ def test_a_folder_holding_another_run_is_refused_unless_restarted(pairs: PairTen
     assert result.stopped == "max-epochs"
 
 
+def test_on_batch_reports_every_batch_of_every_epoch(pairs: PairTensors, tmp_path: Path) -> None:
+    calls: list[tuple[int, int, int, float | None]] = []
+    profile = dataclasses.replace(CI, max_epochs=2, batch_size=8)
+    result = fit(_subset(pairs, 40), profile, tmp_path, progress=False, on_batch=lambda *a: calls.append(a))
+    per_epoch = 32  # 36 training pairs (10 % validation) in whole batches of 8
+    assert [(epoch, done) for epoch, done, _, _ in calls] == [
+        (epoch, done) for epoch in (1, 2) for done in range(8, per_epoch + 1, 8)
+    ]
+    assert {total for _, _, total, _ in calls} == {per_epoch}
+    dice = [row["val_dice"] for row in result.history]
+    assert [d for epoch, _, _, d in calls if epoch == 2] == [dice[1]] * 4  # the latest validation Dice
+
+
 def test_split_is_seeded_disjoint_and_complete() -> None:
     train_a, val_a = split(100, 0.1, seed=0)
     train_b, val_b = split(100, 0.1, seed=0)

@@ -1,108 +1,249 @@
-"""``specklenet-train demo``: a short look at the optical twin — targets on the DMD and their speckle.
+"""``specklenet-train demo`` (``make demo``): the lab's whole loop on the simulated bench, from nothing.
 
-Shows a digit and a face (the embedded stand-ins, or MNIST/LFW with ``--data-dir``) in the centre of
-the DMD canvas, renders what the camera records through the default twin (multislice diffuser, PWM
-bit-planes, camera noise), and writes one PNG with the target, the raw frame and the normalised
-frame the network would see, plus the speckle statistics that tell a developed speckle.
+1. the optical twin's first look: a digit and a face, their speckle (``twin-demo.png``);
+2. case 2's targets from the embedded datasets (or MNIST/LFW with ``--data-dir``);
+3. ``specklenetd serve --sim`` started as a subprocess; the training pairs acquired *through it*
+   (``acquire`` on the control channel, progress from the ``status`` topic);
+4. a small U-Net trained on them (``specklenet-train fit``, profile ``demo``) and exported to ONNX;
+5. the model loaded in ``live`` mode over the control channel on the case's held-out test digits,
+   reconstructions and their PCC streaming (as ``specklenet watch`` shows them), next to the
+   constant-output baseline (the mean training target scored against the same displayed targets);
+6. a PNG panel (``demo.png``), then ``shutdown`` and a check that the daemon exited with status 0.
+
+Interrupted? Run it again: each step skips what is done (targets written, pairs complete — an
+incomplete pairs file is resumed —, training resumes its run folder, the model exported). ``--size
+ci`` is the same loop at test size (the ``ci`` profile, 64 pairs, 4 test targets).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+CASE = "2"  # digits: binary (one bit-plane per frame, the twin's fastest), and they train quickly
+LIVE_KIND = "digits"  # the held-out test set shown live: the kind the case trains on
 
-CANVAS_PX = 128
+
+@dataclass(frozen=True)
+class Size:
+    """How big the demo is.
+
+    Attributes:
+        profile: the training profile; n_train, n_test: training targets, held-out test images per kind.
+        shown: test targets in the PNG panel (the first ones: the paper's quintet first).
+        rounds: live runs until every test target was reconstructed this many times ...
+        live_min_s, live_max_s: ... and at least / at most this long.
+    """
+
+    name: str
+    profile: str
+    n_train: int
+    n_test: int
+    shown: int
+    rounds: int
+    live_min_s: float
+    live_max_s: float
+
+
+SIZES = {
+    "full": Size(
+        "full", "demo", n_train=2000, n_test=50, shown=8, rounds=3, live_min_s=5.0, live_max_s=120.0
+    ),
+    "ci": Size("ci", "ci", n_train=64, n_test=4, shown=4, rounds=1, live_min_s=0.0, live_max_s=60.0),
+}
+
+
+@dataclass(frozen=True)
+class Files:
+    """The demo's folder; it is also the daemon's data directory."""
+
+    root: Path
+
+    def __getattr__(self, name: str) -> Path:
+        names = {
+            "targets": f"targets-{CASE}.h5",
+            "live_targets": f"targets-{CASE}-test-{LIVE_KIND}.h5",
+            "pairs": f"pairs-{CASE}.h5",
+            "run": "run",
+            "model": "model.onnx",
+            "config": "daemon.toml",
+            "log": "daemon.log",
+            "panel": "demo.png",
+            "twin": "twin-demo.png",
+            "manifest": "demo.json",
+            "result": "demo-result.json",
+        }
+        if name not in names:
+            raise AttributeError(name)
+        return self.root / names[name]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="render a digit and a face through the optical twin and save a PNG",
+        help="the whole lab loop on the simulated bench: targets, acquire through the daemon, train, "
+        "export, live reconstruction, PNG",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--output", "-o", type=Path, default=Path("demo-output"), help="folder for the PNG")
+    parser.add_argument("--output", "-o", type=Path, default=Path("demo-output"), help="demo folder")
     parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
         help="folder with mnist/ and lfw/ (default: embedded stand-ins)",
     )
-    parser.add_argument(
-        "--fidelity", choices=("dataset", "full"), default="dataset", help="twin fidelity level"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="diffuser and noise seed")
+    parser.add_argument("--size", choices=sorted(SIZES), default="full", help="full (default) or ci (tests)")
+    parser.add_argument("--seed", type=int, default=0, help="dataset split, diffuser and noise seed")
+    parser.add_argument("--control", default=None, help="daemon control address (default: 5555 if free)")
+    parser.add_argument("--stream", default=None, help="daemon stream address (default: 5556 if free)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from specklenet.daemon.normalisation import Normalisation
-    from specklenet.daemon.twin import Twin, TwinConfig
-    from specklenet.daemon.twin import statistics as st
+    from rich.console import Console
 
-    targets = _targets(args.data_dir)
-    canvases = np.zeros((len(targets), CANVAS_PX, CANVAS_PX), np.uint8)
-    lo = (CANVAS_PX - targets.shape[1]) // 2
-    canvases[:, lo : lo + targets.shape[1], lo : lo + targets.shape[2]] = targets
-    started = time.perf_counter()
-    twin = Twin(TwinConfig(fidelity=args.fidelity), seed=args.seed)
-    built = time.perf_counter()
-    frames = twin.expose(canvases)
-    rendered = time.perf_counter()
-    normalised = Normalisation(dark_offset_counts=twin.config.camera.dark_offset_counts).apply(frames)
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / "twin-demo.png"
-    _figure(canvases, frames, normalised, path)
-    print(
-        f"twin ({args.fidelity}, {twin.config.diffuser} diffuser, slice gap {twin.slice_gap_mm:.2f} mm): "
-        f"built in {built - started:.2f} s, {len(frames)} frames in {rendered - built:.2f} s"
+    from specklenet.training import demo_steps as steps
+    from specklenet.training.demo_daemon import DaemonProcess, free_addresses, write_config
+
+    console = Console(highlight=False)
+    size, files = SIZES[args.size], Files(args.output)
+    files.root.mkdir(parents=True, exist_ok=True)
+    _check_manifest(
+        files, {"case": CASE, "size": asdict(size), "data": _data_name(args.data_dir), "seed": args.seed}
     )
-    for name, frame in zip(("digit", "face"), frames, strict=True):
-        signal = frame - twin.config.camera.dark_offset_counts
-        print(
-            f"  {name}: mean {frame.mean():.0f} counts, speckle contrast {st.contrast(signal):.2f} "
-            f"(binned 4×4; 1.0 unbinned), grain {st.grain_fwhm_px(signal):.2f} px FWHM"
-        )
-    print(f"wrote {path}")
+    timer = Timer(console)
+    console.rule(f"specklenet demo: case {CASE} ({size.name} size) in {files.root}")
+    with timer("twin: a digit and a face through the optical twin") as step:
+        step.note = steps.twin(files.twin, args.data_dir, args.seed, console)
+    if args.control and args.stream:
+        control, stream = args.control, args.stream
+    else:
+        control, stream = free_addresses()
+    write_config(files.config, data_dir=files.root, control=control, stream=stream, seed=args.seed)
+    daemon = DaemonProcess(files.config, files.log, control=control, stream=stream)  # starts while we work
+    try:
+        with timer(f"targets: case {CASE} from {_data_name(args.data_dir)}") as step:
+            step.note = steps.targets(files, size, args.data_dir, args.seed, console)
+        with timer("daemon: specklenetd serve --sim ready") as step:
+            status = daemon.wait_ready()
+            step.note = f"bench {status['bench']}, control {control}, stream {stream}"
+        with timer("acquire: training pairs through the daemon") as step:
+            step.note = steps.acquire(daemon, files, console)
+        with timer(f"fit: profile {size.profile}") as step:
+            step.note = steps.fit(files, size, console)
+        with timer("export: ONNX, parity-checked") as step:
+            step.note = steps.export(files, console)
+        with timer(f"live: the model on {size.n_test} held-out test {LIVE_KIND}") as step:
+            outcome = steps.live(daemon, files, size, console)
+            step.note = outcome.line()
+        with timer("shutdown: the daemon stops cleanly") as step:
+            code = daemon.shutdown()
+            step.note = f"exit status {code}"
+        if code != 0:
+            console.print(f"[red]specklenetd exited with status {code}; its log: {files.log}[/red]")
+            return 1
+    except KeyboardInterrupt:
+        console.print("interrupted: run the same command again to resume where it stopped")
+        raise
+    finally:
+        daemon.close()
+    with timer("panel: targets, speckle, reconstructions") as step:
+        steps.panel(files, size, outcome)
+        step.note = str(files.panel)
+    summary = {**steps.describe(outcome), "steps_s": {name: round(t, 1) for name, t, _ in timer.rows}}
+    files.result.write_text(json.dumps(summary, indent=1) + "\n")
+    timer.table()
+    console.print(outcome.line())
+    _next_steps(console, files, control, stream)
     return 0
 
 
-def _targets(data_dir: Path | None) -> np.ndarray:
-    """One digit and one face, 64×64 uint8."""
-    from specklenet.training import datasets
+class Timer:
+    """Wall time of each step, printed as the step ends and as a table at the end."""
 
-    if data_dir is None:
-        digits, faces = datasets.load_stand_in("digits"), datasets.load_stand_in("faces")
-        return np.stack([digits.images[0], faces.images[0]])
-    digits = datasets.load_mnist(data_dir)
-    faces = datasets.load_lfw(datasets.lfw_source(data_dir), [0], progress=False)
-    return np.stack([digits.images[0], faces.images[0]])
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.rows: list[tuple[str, float, str]] = []
+
+    @contextmanager
+    def __call__(self, name: str):
+        record = argparse.Namespace(note="")
+        self.console.print(f"[bold]▶ {name}[/bold]")
+        start = time.perf_counter()
+        yield record
+        seconds = time.perf_counter() - start
+        self.rows.append((name, seconds, record.note))
+        self.console.print(f"  done in {seconds:.1f} s: {record.note}")
+
+    def table(self) -> None:
+        from rich.table import Table
+
+        table = Table(title="steps (wall time)")
+        table.add_column("step")
+        table.add_column("s", justify="right")
+        table.add_column("result")
+        for name, seconds, note in self.rows:
+            table.add_row(name.split(":")[0], f"{seconds:.1f}", note)
+        table.add_row("total", f"{sum(row[1] for row in self.rows):.1f}", "")
+        self.console.print(table)
 
 
-def _figure(canvases: np.ndarray, frames: np.ndarray, normalised: np.ndarray, path: Path) -> None:
-    import matplotlib
+def _data_name(data_dir: Path | None) -> str:
+    return "the embedded stand-ins" if data_dir is None else str(data_dir.resolve())
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(canvases), 3, figsize=(11, 3.6 * len(canvases)), constrained_layout=True)
-    titles = (
-        "DMD canvas (128×128 target px)",
-        "camera frame (counts, 256×256)",
-        "normalised (network input)",
-    )
-    for row, images in enumerate(zip(canvases, frames, normalised, strict=True)):
-        for column, (image, title) in enumerate(zip(images, titles, strict=True)):
-            ax = axes[row, column]
-            shown = ax.imshow(image, cmap="gray" if column == 0 else "inferno", interpolation="nearest")
-            ax.set_title(title, fontsize=10)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if column:
-                fig.colorbar(shown, ax=ax, shrink=0.8)
-    fig.suptitle("specklenet optical twin: DMD → ground-glass diffuser → camera", fontsize=12)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+def _check_manifest(files: Files, manifest: dict[str, Any]) -> None:
+    """A demo folder holds one demo: resuming with other sizes, data or seed would mix their files."""
+    from specklenet.daemon.errors import ConfigError
+
+    if files.manifest.exists():
+        previous = json.loads(files.manifest.read_text())
+        if previous != manifest:
+            changed = ", ".join(key for key in manifest if previous.get(key) != manifest[key])
+            raise ConfigError(
+                f"{files.root} holds a demo with another {changed}; remove the folder or pass --output"
+            )
+    else:
+        files.manifest.write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def _next_steps(console: Any, files: Files, control: str, stream: str) -> None:
+    from specklenet.training.demo_daemon import DEFAULT_CONTROL, DEFAULT_STREAM
+
+    root = files.root
+    default = (control, stream) == (DEFAULT_CONTROL, DEFAULT_STREAM)  # what the clients connect to
+    connect = "" if default else f" --control {control}"
+    watch = "" if default else f" --stream {stream}"
+    console.print(f"\nfiles in {root}/:")
+    for name, what in (
+        (files.panel.name, "the panel: displayed targets, their speckle, live reconstructions and PCC"),
+        (files.twin.name, "the optical twin: a digit and a face, their camera frames"),
+        (f"targets-{CASE}*.h5", "training targets and the held-out test sets (digits, faces, scenes)"),
+        (files.pairs.name, "the training pairs the daemon acquired"),
+        (f"{files.run.name}/", "the training run (train.log, history.csv, curves.png, best.pt)"),
+        (files.model.name, "the exported model (ONNX, with its metadata)"),
+        (f"{files.config.name}, {files.log.name}", "the daemon's settings and its log"),
+    ):
+        console.print(f"  {name:<34} {what}")
+    console.print("\ntry next:")
+    for command, what in (
+        (f"specklenetd serve --sim --config {files.config}", "the same daemon, left running"),
+        (
+            f"specklenet live{connect} --model {files.model.name} --targets targets-{CASE}-test-faces.h5",
+            "faces through a digit model: the paper's question",
+        ),
+        (f"specklenet watch{watch}", "the reconstructions and their PCC, streaming"),
+        (
+            f"specklenet view --port 8080{watch} --targets {files.root}/targets-{CASE}-test-faces.h5",
+            "then open http://127.0.0.1:8080",
+        ),
+        (f"specklenet shutdown{connect}", "stop the daemon"),
+        ("make demo DATA=../shared/data", "the same on the real MNIST and LFW"),
+    ):
+        console.print(f"  {command}\n      {what}")

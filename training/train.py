@@ -29,7 +29,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +92,11 @@ class FitResult:
     history: list[dict[str, float]]
 
 
+BatchHook = Callable[[int, int, int, float | None], None]
+"""Called after every training batch with (epoch, pairs trained so far in this epoch, pairs per epoch,
+the latest validation Dice or None before the first epoch ended); on the training thread."""
+
+
 def pick_device(requested: str | None = None) -> torch.device:
     """``requested`` ("cpu", "cuda", "cuda:1"), or CUDA when available, else the CPU."""
     if requested:
@@ -127,16 +132,20 @@ def fit(
     device: torch.device | str | None = None,
     progress: bool = True,
     restart: bool = False,
+    on_batch: BatchHook | None = None,
 ) -> FitResult:
     """Train (or resume training) a U-Net on ``pairs`` with ``profile``; files go to ``run_dir``.
 
     A ``run_dir`` holding an unfinished run of the same profile and data is resumed; a finished one is
     left alone (``stopped == "already-finished"``). A run of other data or another profile raises
-    :class:`ConfigError` unless ``restart`` discards it.
+    :class:`ConfigError` unless ``restart`` discards it. ``progress`` shows tqdm bars on stderr;
+    ``on_batch`` (see :data:`BatchHook`) lets a caller draw its own.
     """
     device = device if isinstance(device, torch.device) else pick_device(device)
     with _cpu_threads(profile.cpu_threads if device.type == "cpu" else None):
-        return _Run(pairs, profile, Path(run_dir), device).fit(progress=progress, restart=restart)
+        run = _Run(pairs, profile, Path(run_dir), device)
+        run.on_batch = on_batch
+        return run.fit(progress=progress, restart=restart)
 
 
 class _Run:
@@ -162,6 +171,7 @@ class _Run:
         self.step_model: nn.Module = torch.compile(self.model) if self.fast.compile else self.model
         self.history: list[dict[str, float]] = []
         self.best_epoch, self.best_dice, self.bad_epochs, self.stopped = 0, -math.inf, 0, ""
+        self.on_batch: BatchHook | None = None
 
     # --- orchestration ---------------------------------------------------------------------------
 
@@ -238,6 +248,9 @@ class _Run:
                 loss = self._step(frames[index], truth[index])
                 total += loss.detach()
                 bar.update(self.batch_size)
+                if self.on_batch is not None:
+                    dice = self.history[-1]["val_dice"] if self.history else None
+                    self.on_batch(epoch, (batch + 1) * self.batch_size, n_batches * self.batch_size, dice)
                 if progress and (
                     batch % 10 == 9 or batch == n_batches - 1
                 ):  # .item() syncs a GPU: not every step

@@ -1,10 +1,11 @@
-"""Binding the service's two sockets: loopback unless allowed, CurveZMQ on the control socket if asked.
+"""Binding the service's two sockets: loopback unless allowed, CurveZMQ on both if asked.
 
 ``tcp://`` endpoints must name a loopback host (127.0.0.0/8, ``localhost``, ``[::1]``) unless
 ``[service] allow_remote = true``; ``ipc://`` and ``inproc://`` are local anyway. With
-``curve_secret_key_file`` set, the control ROUTER is a CURVE server that accepts only clients whose
-public certificates lie in ``curve_clients_dir`` (``zmq.auth``'s ZAP handler on its own thread; others
-are refused during the handshake and never reach the command handler).
+``curve_secret_key_file`` set, the control ROUTER and the stream PUB are CURVE servers that accept only
+clients whose public certificates lie in ``curve_clients_dir`` (``zmq.auth``'s ZAP handler on its own
+thread; others are refused during the handshake: they never reach the command handler and never
+receive a frame).
 
 Errors name the ``[service]`` key (:class:`~specklenet.daemon.errors.ConfigError`).
 """
@@ -97,9 +98,11 @@ class Sockets:
             self.authenticator = ThreadAuthenticator(context)
             self.authenticator.start()
             self.authenticator.configure_curve(domain="*", location=str(clients))
-            self.control.curve_publickey = public
-            self.control.curve_secretkey = secret
-            self.control.curve_server = True
+            # Both sockets: the stream carries the images, and clients use one key pair for both.
+            for socket in (self.control, self.stream):
+                socket.curve_publickey = public
+                socket.curve_secretkey = secret
+                socket.curve_server = True
 
     def close(self) -> None:
         """Close both sockets (no linger) and stop the authenticator. Idempotent."""
