@@ -38,9 +38,10 @@ def test_every_axis_plans_its_variants_with_shared_renders(tmp_path: Path) -> No
         "length": ["cap6", "converged"],
         "memory": ["me4px", "me16px"],
     }
-    # One render per distinct target set × twin: case 2 (train + faces + digits) through pwm (shared by
-    # normalisation, size, length), amplitude and incoherent; case 5 (train + 6 tests) per memory range.
-    assert len(renders) == 3 * 3 + 2 * 7
+    # One render per distinct target set × twin: case 2 (train + faces + digits + scenes) through pwm
+    # (shared by normalisation, size, length), amplitude and incoherent; case 5 (train + 6 tests) per
+    # memory range.
+    assert len(renders) == 3 * 4 + 2 * 7
     assert len({r.pairs for r in renders}) == len(renders)
     memory = [t for t in trainings if t.axis == "memory"]
     assert {t.case for t in memory} == {"5"} and memory[0].train_pairs != memory[1].train_pairs
@@ -76,7 +77,7 @@ def test_ci_ablation_end_to_end_records_the_normalisation_in_the_model(tmp_path:
     (row,) = summary["normalisation"]["2"]
     # The exported model carries the normalisation it was trained with; evaluation applied that one.
     assert row["label"] == "equalised" and row["normalisation"] == "equalised"
-    assert set(row["tests"]) == {"faces", "digits"}
+    assert set(row["tests"]) == {"faces", "digits", "scenes"}  # scenes: the kind neither set trains on
     for test in row["tests"].values():
         assert -1.0 <= test["pcc"]["low"] <= test["pcc"]["mean"] <= test["pcc"]["high"] <= 1.0
         assert test["vs_reference"] == {"mean": 0.0, "low": 0.0, "high": 0.0}  # it is its own reference
