@@ -31,8 +31,9 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/specklenet-train demo --output demo-output
 
+# Every benchmark in its own subprocess, one table: benchmarks/results/<cpu>-<cores>cores-<date>.md/.json
 bench: $(STAMP)
-	$(BIN)/python benchmarks/twin.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
