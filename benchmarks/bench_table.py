@@ -230,7 +230,7 @@ def _cells(entry: dict[str, Any]) -> list[str]:
         baseline += f" ({entry['baseline_label']})"
     elif entry["baseline"] is None and entry["baseline_label"]:
         baseline = entry["baseline_label"]
-    ratio = "—" if entry["ratio"] is None else f"{entry['ratio']:.2f}×"
+    ratio = "—" if entry["ratio"] is None else _ratio(entry["ratio"])
     unit = entry["unit"] + {"higher": " ↑", "lower": " ↓"}.get(entry["better"], "")
     return [
         entry["benchmark"],
@@ -241,6 +241,11 @@ def _cells(entry: dict[str, Any]) -> list[str]:
         unit.strip(),
         _escape(entry["notes"]),
     ]
+
+
+def _ratio(value: float) -> str:
+    """Two decimals, or two significant figures below 0.1 (a small share must not read as 0.00)."""
+    return f"{value:.2f}×" if value >= 0.095 or value == 0 else f"{value:.2g}×"
 
 
 def _escape(text: str) -> str:

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
                 notes="uint16 binned sums",
             ),
             row(
-                f"{each_frame} (crash-safe)",
+                f"pairs file: {each_frame} (crash-safe)",
                 each,
                 "frames/s",
                 baseline=150.0,
@@ -96,14 +96,14 @@ def main(argv: list[str] | None = None) -> dict:
                 notes=f"{args.frames} frames of 256²",
             ),
             row(
-                "PairsWriter, commits every 0.1 s",
+                "pairs file: PairsWriter, commits every 0.1 s",
                 batched,
                 "frames/s",
                 baseline=each,
                 baseline_label=each_frame,
             ),
             row(
-                "plain h5py, no SWMR, no flush (unsafe)",
+                "pairs file: plain h5py, no SWMR, no flush (unsafe)",
                 unsafe,
                 "frames/s",
                 baseline=each,
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
                 direct,
                 "frames/s",
                 baseline=fancy,
-                baseline_label="raw h5py fancy indexing (sorted)",
+                baseline_label="raw h5py fancy indexing, sorted",
                 notes="training reads, decoded",
             )
         )

@@ -66,6 +66,7 @@ def test_report_has_the_machine_block_the_rows_and_the_failed_benchmark(tmp_path
 
 def test_row_ratio_direction_and_non_finite_figures() -> None:
     assert bench_table.row("a", 3.0, "ms", baseline=12.0, better="lower")["ratio"] == 0.25
+    assert bench_table._ratio(0.0651) == "0.065×" and bench_table._ratio(2.0) == "2.00×"
     assert bench_table.row("a", 3.0, "ms", baseline=12.0, ratio=0.5)["ratio"] == 0.5  # e.g. median of rounds
     missing = bench_table.row("a", float("nan"), "ms", baseline=0.0)
     assert missing["figure"] is None and missing["ratio"] is None
