@@ -44,28 +44,31 @@ class Benchmark:
     script: str
     args: tuple[str, ...] = ()
     timeout_s: float = 300.0
+    gpu_args: tuple[str, ...] = ()  # added when the machine has an NVIDIA GPU
 
 
-# Sized for about 10 minutes in all on two shared cores (≤ 15 under heavy load); timeouts about 2.5× the
-# expected time. The scripts' own defaults are longer runs for a closer look at one subject.
+# Sized for about 8 minutes in all on two shared cores (≤ 15 under heavy load); timeouts about 2.5× the
+# expected time. The scripts' own defaults are longer runs for a closer look at one subject. On a GPU
+# machine the twin and training scripts pick CUDA themselves; live.py needs --gpu.
 BENCHMARKS = (
-    Benchmark("twin", "twin.py", ("--frames", "48", "--rounds", "3"), 300),
+    Benchmark("twin", "twin.py", ("--frames", "48", "--rounds", "5"), 300),
     Benchmark("recording", "recording.py", ("--seconds", "4", "--rates", "150,300,600,1000"), 150),
     Benchmark("records", "records.py", ("--frames", "1000"), 90),
     Benchmark("simulate", "simulate.py", ("--count", "512"), 120),
     Benchmark(
         "live",
         "live.py",
-        ("--seconds", "6", "--frames", "800", "--iterations", "30", "--paper-iterations", "2"),
+        ("--seconds", "8", "--frames", "1000", "--iterations", "30", "--paper-iterations", "3"),
         300,
+        gpu_args=("--gpu",),
     ),
     Benchmark(
         "service",
         "service.py",
-        ("--rates", "50", "150", "--networks", "ci", "quick", "--seconds", "5"),
+        ("--rates", "50", "150", "--networks", "ci", "quick", "--seconds", "6"),
         240,
     ),
-    Benchmark("training", "training.py", ("--steps", "8", "--rounds", "3"), 300),
+    Benchmark("training", "training.py", ("--steps", "10", "--rounds", "4"), 420),
 )
 
 NOTES = (
@@ -76,11 +79,12 @@ NOTES = (
 
 
 def run_benchmark(
-    bench: Benchmark, folder: Path, *, timeout_scale: float = 1.0, echo: bool = True
+    bench: Benchmark, folder: Path, *, timeout_scale: float = 1.0, echo: bool = True, gpu: bool = False
 ) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
     """Run one benchmark in a subprocess; its rows (or one failed row), its run entry and its notes."""
     result_path = folder / f"{bench.name}.json"
-    command = [sys.executable, str(HERE / bench.script), *bench.args, "--json", str(result_path)]
+    args = (*bench.args, *bench.gpu_args) if gpu else bench.args
+    command = [sys.executable, str(HERE / bench.script), *args, "--json", str(result_path)]
     timeout = bench.timeout_s * timeout_scale
     started = time.perf_counter()
     status, tail = _run(command, timeout, echo)
@@ -143,7 +147,7 @@ def assemble(
 ) -> dict[str, Any]:
     """The report: machine, run (start, load averages, wall time), notes, every row, every benchmark."""
     notes = list(NOTES)
-    if machine["gpu"].startswith("none"):
+    if not has_gpu(machine):
         notes.append("No GPU on this machine: inference and training figures are CPU figures.")
     rows, entries = [], []
     for bench_rows, entry, bench_notes in results:
@@ -176,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="specklenet-bench-") as folder:
         for bench in chosen:
-            print(f"== {bench.name}: {bench.script} {' '.join(bench.args)}", flush=True)
-            results.append(run_benchmark(bench, Path(folder), timeout_scale=args.timeout_scale))
+            print(f"== {bench.name}: {bench.script} {' '.join(bench.args)}", flush=True)  # + GPU args
+            results.append(
+                run_benchmark(bench, Path(folder), timeout_scale=args.timeout_scale, gpu=has_gpu(machine))
+            )
     run = {
         "started": when.isoformat(timespec="seconds"),
         "load_start": load_start,
@@ -190,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + markdown(report))
     print(f"written: {md_path} and {json_path.name}")
     return 0 if all(entry["status"] == "ok" for entry in report["benchmarks"]) else 1
+
+
+def has_gpu(machine: dict[str, Any]) -> bool:
+    return not machine["gpu"].startswith("none")
 
 
 def _choose(only: str) -> list[Benchmark]:

@@ -112,6 +112,9 @@ def test_each_failing_benchmark_becomes_a_failed_row(tmp_path: Path) -> None:
     assert entry["status"] == "ok" and entry["command"] == ["good.py", "--x"]
     assert rows == [{"benchmark": "good", **json.loads((tmp_path / "good.json").read_text())["rows"][0]}]
     assert notes == ["good: from the script"]
+    on_gpu = run_all.Benchmark("good", benches[0].script, ("--x",), 60, gpu_args=("--gpu",))
+    _, entry, _ = run_all.run_benchmark(on_gpu, tmp_path, echo=False, gpu=True)
+    assert entry["command"] == ["good.py", "--x", "--gpu"]
     for name, reason in (
         ("crash", "exited with status 1; last output: broken"),
         ("silent", "exited 0 but handed over no figures"),
