@@ -73,8 +73,10 @@ BENCHMARKS = (
 
 NOTES = (
     "ratio = figure / baseline, both measured in this run; ↑ higher is better, ↓ lower is better.",
-    "The machine is shared (several engineers' jobs on the same cores): absolute figures move with the load "
-    "average (start and end above), ratios less so; short, sized-down runs, so expect ±20 % noise.",
+    "Absolute figures move with the machine's load (load averages above): on the shared 2-core development "
+    "machine by up to 2× from run to run, training by more. Ratios measured side by side (in interleaved "
+    "rounds where the script does so) are the comparable numbers; a row's notes give the spread where the "
+    "script measures one. Runs are sized to fit about 8 minutes: single runs, not medians of repeated runs.",
 )
 
 

@@ -132,10 +132,15 @@ def main(argv: list[str] | None = None) -> dict:
                     baseline=reference,
                     baseline_label="plain fp32 eager",
                     notes=f"batch {batch}, median of {args.rounds} interleaved rounds of {args.steps} steps "
-                    f"(min {min(values):.1f}, max {max(values):.1f}); native bf16: {native_bf16(device)}",
+                    f"({_spread(values)}; fp32 eager {_spread(rates['fp32 eager'])}); "
+                    f"native bf16: {native_bf16(device)}",
                 )
             )
     return save({"rows": rows}, args.json)
+
+
+def _spread(values: list[float]) -> str:
+    return f"min {min(values):.1f}, max {max(values):.1f}"
 
 
 if __name__ == "__main__":
