@@ -34,8 +34,9 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/specklenet-train demo --output $(DEMO_OUT) $(if $(DATA),--data-dir $(DATA))
 
+# Every benchmark in its own subprocess, one table: benchmarks/results/<cpu>-<cores>cores-<date>.md/.json
 bench: $(STAMP)
-	$(BIN)/python benchmarks/twin.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) demo-output demo-output-data .pytest_cache .ruff_cache

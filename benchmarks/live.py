@@ -24,7 +24,7 @@ rendering cost is excluded; a subscriber thread receives every message over Zero
 sustained live rate with the paper network on the best GPU provider.
 
 Usage: python benchmarks/live.py [--rate 150] [--seconds 8] [--frames 1000] [--paper-iterations 3]
-       [--skip-paper] [--gpu] [--gpu-iterations 200]
+       [--skip-paper] [--gpu] [--gpu-iterations 200] [--json PATH]
 Default run: about 2–3 minutes on the shared 2-core CPU (exports included).
 """
 
@@ -50,6 +50,7 @@ import onnx
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 import zmq
+from bench_table import row, save
 from onnx import TensorProto, helper
 from torch.nn import functional
 
@@ -365,8 +366,9 @@ def _percentiles(values: np.ndarray) -> tuple[float, float]:
     return (_p(values, 50), _p(values, 99)) if len(values) else (float("nan"), float("nan"))
 
 
-def main() -> None:
-    args = _arguments()
+def main(argv: list[str] | None = None) -> dict:
+    """Print the figures; return (and with ``--json PATH`` write) them as table rows."""
+    args = _arguments(argv)
     torch.manual_seed(0)
     frames, canvases = test_frames()
     names = ["ci", "quick"] + ([] if args.skip_paper else ["paper"])
@@ -384,15 +386,19 @@ def main() -> None:
 
         identity = identity_model(folder_path / "identity.onnx")
         overhead = daemon_run(identity, frames, canvases, rate_hz=200.0, count=args.frames)
+        naive_overhead = naive_run(torch.nn.Identity(), frames, canvases, rate_hz=200.0, count=args.frames)
         lines += [
             "1. daemon overhead per frame, no-op model of 256² output:",
             "   pipeline + normalise + PCC (128→256 window) + publish over tcp + subscriber decode",
             f"   receipt − capture       {_p50_p99(overhead['latency'])}",
             f"   minus the no-op model   {_p50_p99(overhead['overhead'])}"
             f"   ({overhead['received']}/{args.frames} frames at 200/s published)",
+            f"   naive loop, no-op model {_p50_p99(naive_overhead['latency'])}"
+            f"   ({naive_overhead['received']}/{args.frames} frames; np.corrcoef, pickle)",
             "",
             "2. batch-1 latency, same U-Net: daemon ONNX Runtime (CPU) vs PyTorch eager, median [min] ms",
         ]
+        rows = _overhead_rows(overhead, naive_overhead, args.frames)
         for name, (model, path) in networks.items():
             reconstructor = Reconstructor.load(path, frame_shape=FRAME, canvas_shape=CANVAS, warmup_runs=1)
             iterations = args.paper_iterations if name == "paper" else args.iterations
@@ -401,6 +407,18 @@ def main() -> None:
             lines.append(
                 f"   {name:<6} ORT {_median_min(ort_ms)}  torch {_median_min(torch_ms)}"
                 f"  torch/ORT {ratio:4.2f}×  ({iterations} iterations)"
+            )
+            rows.append(
+                row(
+                    f"inference {name} U-Net, batch 1: ONNX Runtime (daemon) vs PyTorch eager",
+                    np.median(ort_ms),
+                    "ms",
+                    baseline=np.median(torch_ms),
+                    baseline_label="PyTorch eager",
+                    better="lower",
+                    notes=f"{reconstructor.provider}, medians of {iterations} interleaved iterations; "
+                    "ORT includes normalisation and I/O binding",
+                )
             )
             reconstructor.close()
 
@@ -416,19 +434,79 @@ def main() -> None:
             f"   daemon / naive: rate {live['rate'] / naive['rate']:.2f}×, "
             f"p99 latency {naive['latency'][1] / live['latency'][1]:.1f}× lower",
         ]
+        rows += _live_rows(live, naive, args.rate, count)
+        notes = []
         if args.gpu:
-            lines += [
-                "",
-                "GPU (batch 1):",
-                *("   " + line for line in gpu_figures(networks, args.gpu_iterations)),
-            ]
+            gpu_lines = gpu_figures(networks, args.gpu_iterations)
+            lines += ["", "GPU (batch 1):", *("   " + line for line in gpu_lines)]
+            notes += [f"GPU batch 1: {' '.join(line.split())}" for line in gpu_lines]
             if "paper" in networks:
                 gpu_live = daemon_run(networks["paper"][1], frames, canvases, rate_hz=args.rate, count=count)
                 lines.append(f"   live, paper network, {gpu_live['provider']}: {_live(gpu_live)}")
+                rows.append(
+                    row(
+                        f"live paper network, {gpu_live['provider']}: rate",
+                        gpu_live["rate"],
+                        "frames/s",
+                        baseline=args.rate,
+                        baseline_label="offered",
+                        notes=f"latency {_p50_p99(gpu_live['latency'])}",
+                    )
+                )
         print("\n".join(lines))
+    return save({"rows": rows, "notes": notes}, args.json)
 
 
-def _arguments() -> argparse.Namespace:
+def _overhead_rows(daemon: dict, naive: dict, count: int) -> list[dict]:
+    """The daemon's per-frame cost without inference (p50, p99) beside the naive loop's, no-op models."""
+    notes = (
+        f"{count} frames at 200/s; daemon: pipeline + normalise + PCC + msgpack publish (tcp) + decode, "
+        "minus the no-op model's time; naive: the same with np.corrcoef and pickle, torch Identity"
+    )
+    return [
+        row(
+            f"live per-frame overhead excluding inference, {label}",
+            daemon["overhead"][index],
+            "ms",
+            baseline=naive["latency"][index],
+            baseline_label="naive loop",
+            better="lower",
+            notes=notes,
+        )
+        for index, label in enumerate(("p50", "p99"))
+    ]
+
+
+def _live_rows(live: dict, naive: dict, rate_hz: float, count: int) -> list[dict]:
+    """The live job's rate and end-to-end latency (capture → subscriber) beside the naive loop's."""
+    offered = f"quick network, {count} frames offered at {rate_hz:g}/s"
+    rows = [
+        row(
+            "live quick network: sustained rate",
+            live["rate"],
+            "frames/s",
+            baseline=naive["rate"],
+            baseline_label="naive loop",
+            notes=f"{offered}; daemon publishes the newest frame ({live['skipped']} skipped), "
+            f"inference p50 {live['inference_p50']:.1f} ms; the naive loop never skips",
+        )
+    ]
+    for index, label in enumerate(("p50", "p99")):
+        rows.append(
+            row(
+                f"live quick network: end-to-end latency {label}",
+                live["latency"][index],
+                "ms",
+                baseline=naive["latency"][index],
+                baseline_label="naive loop",
+                better="lower",
+                notes=f"{offered}; capture → subscriber decode; the naive loop's grows with the run",
+            )
+        )
+    return rows
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -440,7 +518,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--skip-paper", action="store_true")
     parser.add_argument("--gpu", action="store_true", help="add ORT TensorRT/CUDA and torch CUDA figures")
     parser.add_argument("--gpu-iterations", type=int, default=200)
-    return parser.parse_args()
+    parser.add_argument("--json", default=None, help="also write the figures as JSON rows to this file")
+    return parser.parse_args(argv)
 
 
 def _median_min(times: list[float]) -> str:

@@ -13,6 +13,7 @@ Also measured, side by side: the per-frame cost of the real camera adapter's 4×
 1024×1024 Mono12 frame (strided integer adds) against ``reshape().mean()``.
 
 Usage: python benchmarks/recording.py [--seconds 4] [--rates 150,300,600,1000,1500,2000] [--dir /tmp]
+       [--json PATH]
 On a shared, loaded machine the figures are lower bounds.
 """
 
@@ -25,6 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_table import row as table_row
+from bench_table import save
 
 from specklenet.daemon.acquire_job import AcquireJob
 from specklenet.daemon.devices import MonotonicClock, SimulatedCamera, SimulatedDmd
@@ -34,6 +37,7 @@ from specklenet.daemon.settings import DaemonSettings
 from specklenet.daemon.toml_loader import build
 from specklenet.daemon.twin import Twin
 
+CAMERA_HZ = 150.0  # the rate the camera needs (the bench's baseline)
 DISTINCT_FRAMES = 32  # pre-rendered speckle frames, cycled over the targets
 # A rate holds when no frame is lost and the sustained rate reaches this fraction of it (the rest is
 # the pause between sequences: camera restart, DMD start, the last picture's time).
@@ -153,7 +157,8 @@ def binning_costs(repeats: int = 30) -> tuple[float, float]:
     return timings[0], timings[1]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Print the sweep; return (and with ``--json PATH`` write) the figures as table rows."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -167,7 +172,8 @@ def main() -> None:
         help="a worktree of the old single-thread acquisition (e.g. `git worktree add /tmp/old 74a005d` + "
         "its .venv): its own benchmark runs afterwards with the same rates, printed below for comparison",
     )
-    args = parser.parse_args()
+    parser.add_argument("--json", default=None, help="also write the figures as JSON rows to this file")
+    args = parser.parse_args(argv)
     rates = [float(rate) for rate in args.rates.split(",")]
     twin = Twin(seed=0)
     rng = np.random.default_rng(0)
@@ -175,7 +181,7 @@ def main() -> None:
     distinct = twin.expose(canvases)  # the twin's cost is paid here, once, outside the measurement
     print(f"recording benchmark on {os.cpu_count()} CPU(s), shared and loaded: figures are lower bounds")
     print(f"{'target':>8} {'sustained':>10} {'ratio':>6} {'lost':>5} {'passes':>6} {'write':>9} {'CPU':>5}")
-    held = None
+    held, rows = None, []
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         for rate in rates:
             count = int(rate * args.seconds)
@@ -186,12 +192,23 @@ def main() -> None:
                 f"{rate:>6g}/s {row['sustained']:>8.1f}/s {row['sustained'] / rate:>6.2f} {row['lost']:>5d} "
                 f"{row['passes']:>6d} {row['write_ms']:>6.2f} ms {row['cpu']:>5.0%}"
             )
+            rows += _rate_rows(row, args.seconds)
             if row["lost"] or row["sustained"] < HELD_RATIO * rate:
                 break
             held = row
     if held is not None:
         rate = held["rate"]
         print(f"highest rate held (no lost frame, ≥ 90 % sustained): {rate:g}/s, {rate / 150:.1f}× the 150/s")
+    rows.append(
+        table_row(
+            "acquisition: highest rate held (no frame lost, ≥ 90 % sustained)",
+            held["rate"] if held else 0.0,
+            "frames/s",
+            baseline=CAMERA_HZ,
+            baseline_label="the camera's 150/s",
+            notes=f"tried {args.rates} frames/s, {args.seconds:g} s each; simulated devices, twin excluded",
+        )
+    )
     if args.old is not None:
         _old_side_by_side(args)
     strided, reshaped = binning_costs()
@@ -199,6 +216,45 @@ def main() -> None:
         f"camera adapter, 4×4 binning of 1024² Mono12: strided adds {strided:.2f} ms/frame, "
         f"reshape().mean() {reshaped:.2f} ms/frame ({reshaped / strided:.1f}× slower); 150/s allows 6.67 ms"
     )
+    rows.append(
+        table_row(
+            "camera adapter: 4×4 binning of a 1024² Mono12 frame",
+            strided,
+            "ms/frame",
+            baseline=reshaped,
+            baseline_label="reshape().mean()",
+            better="lower",
+            notes="strided integer adds; 150/s allows 6.67 ms per frame",
+        )
+    )
+    return save({"rows": rows}, args.json)
+
+
+def _rate_rows(figures: dict, seconds: float) -> list[dict]:
+    """Sustained rate against the offered one and lost frames, for one rate of the sweep."""
+    rate = figures["rate"]
+    notes = (
+        f"{figures['count']} frames in {figures['passes']} pass(es), write {figures['write_ms']:.2f} ms/frame"
+    )
+    return [
+        table_row(
+            f"acquisition at {rate:g}/s: sustained recording rate",
+            figures["sustained"],
+            "frames/s",
+            baseline=rate,
+            baseline_label="offered" if rate != CAMERA_HZ else "the camera's 150/s",
+            notes=f"{notes}, CPU {figures['cpu']:.0%}; pauses between sequences included",
+        ),
+        table_row(
+            f"acquisition at {rate:g}/s: frames lost or doubtful",
+            figures["lost"],
+            "frames",
+            baseline=figures["count"],
+            baseline_label="frames offered",
+            better="lower",
+            notes=f"{seconds:g} s recording; ratio = share lost",
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ camera delivers them; the writer stores them as uint16 binned sums):
   * reading a random half of the frames with Pairs.load_frames vs h5py fancy indexing;
   * the file size per frame against float32 storage.
 
-Usage: python benchmarks/records.py [--frames 2000] [--dir /tmp]
+Usage: python benchmarks/records.py [--frames 2000] [--dir /tmp] [--json PATH]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from bench_table import row, save
 
 from specklenet.daemon.records import PairsWriter, Targets, read_pairs
 
@@ -44,13 +45,15 @@ def plain(path: Path, frames: np.ndarray) -> float:
     return len(frames) / (time.perf_counter() - start)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Print the figures; return (and with ``--json PATH`` write) them as table rows."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary folder)")
-    args = parser.parse_args()
+    parser.add_argument("--json", default=None, help="also write the figures as JSON rows to this file")
+    args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     # A few distinct frames cycled: generating 2000 random frames would dominate the run. Camera
     # frames: 4×4 binned sums of 12-bit pixels, handed over as means (sum / 16).
@@ -73,6 +76,41 @@ def main() -> None:
         show("PairsWriter, commit every frame", each, f"{each / 150:.1f}× the 150 fps the bench needs")
         show("PairsWriter, commit every 0.1 s", batched, f"{batched / each:.2f}× per-frame commits")
         show("plain h5py, no SWMR, no flush", unsafe, f"{unsafe / each:.2f}× per-frame commits")
+        each_frame = "PairsWriter, every frame committed"
+        rows = [
+            row(
+                "pairs file: size per frame",
+                stored / 2**10,
+                "KiB",
+                baseline=as_float / 2**10,
+                baseline_label="float32 storage",
+                better="lower",
+                notes="uint16 binned sums",
+            ),
+            row(
+                f"pairs file: {each_frame} (crash-safe)",
+                each,
+                "frames/s",
+                baseline=150.0,
+                baseline_label="the camera's 150/s",
+                notes=f"{args.frames} frames of 256²",
+            ),
+            row(
+                "pairs file: PairsWriter, commits every 0.1 s",
+                batched,
+                "frames/s",
+                baseline=each,
+                baseline_label=each_frame,
+            ),
+            row(
+                "pairs file: plain h5py, no SWMR, no flush (unsafe)",
+                unsafe,
+                "frames/s",
+                baseline=each,
+                baseline_label=each_frame,
+                notes="what crash safety costs",
+            ),
+        ]
         with read_pairs(base / "each.h5") as pairs:
             wanted = rng.permutation(args.frames)[: args.frames // 2]
             start = time.perf_counter()
@@ -83,6 +121,16 @@ def main() -> None:
             fancy = len(wanted) / (time.perf_counter() - start)
         show("load_frames, random half", direct, f"{direct / fancy:.1f}× h5py fancy indexing")
         show("h5py fancy indexing (sorted)", fancy, "")
+        rows.append(
+            row(
+                "pairs file: load_frames, random half",
+                direct,
+                "frames/s",
+                baseline=fancy,
+                baseline_label="raw h5py fancy indexing, sorted",
+                notes="training reads, decoded",
+            )
+        )
         with read_pairs(base / "each.h5") as pairs:
             codec = pairs.codec
         start = time.perf_counter()
@@ -94,6 +142,17 @@ def main() -> None:
             encode,
             f"{1e3 / encode:.3f} ms of {1e3 / each:.2f} ms per commit",
         )
+        rows.append(
+            row(
+                "pairs file: frame check + uint16 encoding",
+                1e3 / encode,
+                "ms/frame",
+                baseline=1e3 / each,
+                baseline_label="a whole per-frame commit",
+                better="lower",
+            )
+        )
+    return save({"rows": rows}, args.json)
 
 
 def show(what: str, rate: float, ratio: str) -> None:

@@ -9,7 +9,7 @@ included, never reading). Printed side by side: the camera's frame rate as the d
 policy), frames lost, latency capture → publish p50/p95/p99 (from the ``status`` heartbeat), and the
 stalled run's rate as a ratio of the free one's (1.00 = a stalled subscriber costs nothing).
 
-Usage: python benchmarks/service.py [--rates 50 100 150] [--networks ci quick] [--seconds 6]
+Usage: python benchmarks/service.py [--rates 50 100 150] [--networks ci quick] [--seconds 6] [--json PATH]
 Default run: about 1–2 minutes on the shared 2-core CPU.
 """
 
@@ -27,6 +27,7 @@ import numpy as np
 import zmq
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_table import row, save
 from live import export_network
 
 from specklenet.daemon import protocol
@@ -133,12 +134,15 @@ def measure(watch: zmq.Socket, seconds: float) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Print the table; return (and with ``--json PATH`` write) the figures as table rows."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[50.0, 100.0, 150.0])
     parser.add_argument("--networks", nargs="+", default=["ci", "quick"])
     parser.add_argument("--seconds", type=float, default=6.0)
-    args = parser.parse_args()
+    parser.add_argument("--json", default=None, help="also write the figures as JSON rows to this file")
+    args = parser.parse_args(argv)
+    rows: list[dict] = []
     configure_logging("warning")
     with tempfile.TemporaryDirectory(dir="/tmp") as folder:
         data = Path(folder)
@@ -160,6 +164,56 @@ def main() -> None:
                     f"  {slow['rate'] / free['rate']:.3f}, {slow['recon'] / free['recon']:.2f}",
                     flush=True,
                 )
+                rows += _rows(name, rate, free, slow, args.seconds)
+    return save({"rows": rows}, args.json)
+
+
+def _rows(name: str, rate: float, free: dict[str, Any], slow: dict[str, Any], seconds: float) -> list[dict]:
+    """One live run's figures: rates against the camera's, latency, and the stalled subscriber's cost."""
+    what = f"service {name} at {rate:g}/s"
+    run = f"{seconds:g} s live run on the simulated bench (real time)"
+    latency = free["latency"]
+    return [
+        row(
+            f"{what}: camera frame rate",
+            free["rate"],
+            "frames/s",
+            baseline=rate,
+            baseline_label="offered",
+            notes=f"{run}; {free['lost']} frames lost",
+        ),
+        row(
+            f"{what}: recon messages published",
+            free["recon"],
+            "messages/s",
+            baseline=free["rate"],
+            baseline_label="camera frames/s",
+            notes=f"newest-frame inference, {free['skipped']:.0%} of frames skipped",
+        ),
+        row(
+            f"{what}: latency capture → publish p50",
+            latency["p50"],
+            "ms",
+            better="lower",
+            notes=f"from the status heartbeat; p95 {latency['p95']:.1f} ms; naive loop: see live rows",
+        ),
+        row(f"{what}: latency capture → publish p99", latency["p99"], "ms", better="lower", notes=run),
+        row(
+            f"{what}: camera frame rate, stalled subscriber",
+            slow["rate"],
+            "frames/s",
+            baseline=free["rate"],
+            baseline_label="no stalled subscriber",
+            notes="a second SUB that never reads (1.00: a stalled subscriber costs nothing)",
+        ),
+        row(
+            f"{what}: recon messages, stalled subscriber",
+            slow["recon"],
+            "messages/s",
+            baseline=free["recon"],
+            baseline_label="no stalled subscriber",
+        ),
+    ]
 
 
 if __name__ == "__main__":

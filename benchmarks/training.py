@@ -13,7 +13,7 @@ The issue's GPU anchor (256², base 32, 7×7, batch 32, H200): fp32 259 samples/
 + torch.compile 751; the target is ≥ 3.5× fp32 eager on an H100/H200.
 
 Usage: python benchmarks/training.py [--profile paper|quick|ci] [--batch 32] [--steps 10] [--rounds 3]
-       [--compile] [--device cuda]
+       [--compile] [--device cuda] [--json PATH]
 Defaults: the paper's network on CUDA; the quick profile's network on a CPU (the paper's takes ~1 s per
 sample there).
 """
@@ -25,6 +25,7 @@ import statistics
 import time
 
 import torch
+from bench_table import row, save
 
 from specklenet.training.losses import ReconstructionLoss
 from specklenet.training.model import build_model, count_parameters
@@ -75,7 +76,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Print the rounds and the table; return (and with ``--json PATH`` write) the figures as table rows."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -86,7 +88,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also torch.compile (default on CUDA only)")
-    args = parser.parse_args()
+    parser.add_argument("--json", default=None, help="also write the figures as JSON rows to this file")
+    args = parser.parse_args(argv)
 
     device = pick_device(args.device)
     profile_name = args.profile or ("paper" if device.type == "cuda" else "quick")
@@ -114,11 +117,30 @@ def main() -> None:
         print(f"  round {round_ + 1}: " + ", ".join(f"{n} {r[-1]:.1f}" for n, r in rates.items()), flush=True)
     reference = statistics.median(rates["fp32 eager"])
     print(f"\n{'variant':<34} {'samples/s (median)':>18} {'min':>8} {'max':>8} {'× fp32 eager':>13}")
+    rows = []
     for name, values in rates.items():
         median = statistics.median(values)
         print(
             f"{name:<34} {median:>18.1f} {min(values):>8.1f} {max(values):>8.1f} {median / reference:>13.2f}"
         )
+        if name != "fp32 eager":
+            rows.append(
+                row(
+                    f"training {profile_name} on {device.type}: {name}",
+                    median,
+                    "samples/s",
+                    baseline=reference,
+                    baseline_label="plain fp32 eager",
+                    notes=f"batch {batch}, median of {args.rounds} interleaved rounds of {args.steps} steps "
+                    f"({_spread(values)}; fp32 eager {_spread(rates['fp32 eager'])}); "
+                    f"native bf16: {native_bf16(device)}",
+                )
+            )
+    return save({"rows": rows}, args.json)
+
+
+def _spread(values: list[float]) -> str:
+    return f"min {min(values):.1f}, max {max(values):.1f}"
 
 
 if __name__ == "__main__":

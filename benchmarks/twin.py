@@ -1,6 +1,6 @@
 """Speed of the optical twin: frames per second for each fidelity level and backend, side by side.
 
-Usage: python benchmarks/twin.py [--frames N] [--quick] [--rounds R] [--fused-only]
+Usage: python benchmarks/twin.py [--frames N] [--quick] [--rounds R] [--fused-only] [--json PATH]
 
 First, side by side: the FFT bound of "dataset" fidelity on this CPU (two 512² complex64 FFTs per
 binary frame, scipy on all cores) and the numpy twin's frames/s on its generic array-API path
@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 import scipy.fft
+from bench_table import row, save
 
 from specklenet.daemon.twin import Twin, TwinConfig
 from specklenet.daemon.twin.backend import CPU_CORES
@@ -66,14 +67,16 @@ def fft_bound() -> float:
     return len(batch) / (2 * best)
 
 
-def side_by_side(n: int, rounds: int) -> None:
+def side_by_side(n: int, rounds: int) -> list[dict]:
     """The FFT bound, the generic and the fused numpy path, interleaved so that load hits all three.
 
     Prints the best rate of each over the rounds and the median over rounds of each round's ratios
-    (the machine is shared: a ratio measured within one round is the comparable number).
+    (the machine is shared: a ratio measured within one round is the comparable number); returns the
+    same as table rows.
     """
     twin = Twin(TwinConfig(), seed=0)
     print(f"dataset fidelity, numpy, {CPU_CORES} cores, {n} frames, {rounds} interleaved rounds")
+    rows = []
     for kind in ("binary", "grey"):
         batch = canvases(kind, n if kind == "binary" else max(8, n // 4))
         rates: dict[str, list[float]] = {"bound": [], "generic": [], "fused": []}
@@ -88,7 +91,29 @@ def side_by_side(n: int, rounds: int) -> None:
             f"  fused {new.max():6.1f}/s;  median per round: fused/generic {np.median(new / old):4.2f}×"
             f"  fused/bound {np.median(new / bound):4.2f}  generic/bound {np.median(old / bound):4.2f}"
         )
+        per_round = f"ratio: median of {rounds} interleaved rounds' ratios; figures: best round"
+        rows += [
+            row(
+                f"twin dataset numpy {kind}: fused vs generic path",
+                new.max(),
+                "frames/s",
+                baseline=old.max(),
+                baseline_label="generic path, the code before",
+                ratio=np.median(new / old),
+                notes=per_round,
+            ),
+            row(
+                f"twin dataset numpy {kind}: fused vs FFT bound",
+                new.max(),
+                "frames/s",
+                baseline=bound.max(),
+                baseline_label="FFT bound" + ("" if kind == "binary" else " / 8 planes"),
+                ratio=np.median(new / bound),
+                notes=f"{per_round}; generic/bound {np.median(old / bound):.2f}",
+            ),
+        ]
     twin.fused = True
+    return rows
 
 
 def backends(quick: bool) -> list[tuple[str, object]]:
@@ -104,7 +129,8 @@ def backends(quick: bool) -> list[tuple[str, object]]:
     return found
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Print the tables; return (and with ``--json PATH`` write) the figures as table rows."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -112,12 +138,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="numpy only, fewer frames")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the side-by-side")
     parser.add_argument("--fused-only", action="store_true", help="only the side-by-side")
-    args = parser.parse_args()
+    parser.add_argument("--json", default=None, help="also write the figures as JSON rows to this file")
+    args = parser.parse_args(argv)
     n = 32 if args.quick else args.frames
     print(f"optical twin benchmark — {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    side_by_side(n, args.rounds)
+    rows = side_by_side(n, args.rounds)
     if args.fused_only:
-        return
+        return save({"rows": rows}, args.json)
+    bounds = {kind: rows[2 * index + 1]["baseline"] for index, kind in enumerate(("binary", "grey"))}
     print(
         f"{'fidelity':9} {'backend':34} {'canvas':7} {'frames/s':>9} {'planes/s':>9} {'9,950-pair case':>16}"
     )
@@ -141,6 +169,7 @@ def main() -> None:
                     f"{fidelity:9} {name:34} {kind:7} {rate:9.1f} {rate * planes:9.0f} "
                     f"{_duration(CASE_PAIRS / rate):>16}"
                 )
+                rows.append(_backend_row(fidelity, name, kind, count, rates, bounds[kind]))
     print("ratios:")
     for name, _ in backends(args.quick):
         for kind in ("binary", "grey"):
@@ -149,6 +178,25 @@ def main() -> None:
         if name != "numpy":
             speedup = rates[("dataset", name, "grey")] / rates[("dataset", "numpy", "grey")]
             print(f"  {name} / numpy (dataset, grey) = {speedup:.1f}×")
+    return save({"rows": rows}, args.json)
+
+
+def _backend_row(
+    fidelity: str, name: str, kind: str, count: int, rates: dict[tuple[str, str, str], float], bound: float
+) -> dict:
+    """One rate of the backend table beside its baseline: the FFT bound for numpy at "dataset" fidelity,
+    numpy for another backend, the same backend's "dataset" fidelity for "full"."""
+    rate = rates[(fidelity, name, kind)]
+    notes = f"best of 2 batches of {count}; a 9,950-pair case: {_duration(CASE_PAIRS / rate)}"
+    if fidelity == "full":
+        base, label = rates[("dataset", name, kind)], f"{name} at dataset fidelity"
+    elif name == "numpy":
+        base, label = bound, "FFT bound" + ("" if kind == "binary" else " / 8 planes")
+    else:
+        base, label = rates[("dataset", "numpy", kind)], "numpy (fused)"
+    return row(
+        f"twin {fidelity} {name} {kind}", rate, "frames/s", baseline=base, baseline_label=label, notes=notes
+    )
 
 
 def _duration(seconds: float) -> str:
