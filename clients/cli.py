@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from specklenet.clients.connection import EXIT_STATUSES_HELP, EXIT_USAGE, ClientError
+
+EXIT_BROKEN_PIPE = 128 + 13
+"""The reader of stdout went away (``specklenet watch --json | head``): the status of a filter killed by
+SIGPIPE, which Python ignores and turns into BrokenPipeError."""
 
 # Subcommand modules, in the order --help lists them.
 COMMAND_MODULES = (
@@ -48,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     except ClientError as error:
         print(f"specklenet {args.command}: error: {error}", file=sys.stderr)
         return error.exit_status
+    except BrokenPipeError:
+        # Quietly, like any Unix filter: no traceback. Point stdout at /dev/null so that the
+        # interpreter's final flush of what is still buffered does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from clients_helpers import ClientProcess, wait_for
+from clients_helpers import DEADLINE_S, ClientProcess, wait_for
 from fake_daemon import FakeDaemon, recon_image, speckle_image
 
 from specklenet.clients.stream import GAP, RESTART, SequenceTracker
@@ -62,6 +64,26 @@ def test_watch_json_reports_every_reconstruction_and_gaps() -> None:
     line = recons[-1]
     assert line["model"] == "fake.onnx" and line["target_index"] == line["frame_id"] % 8
     assert 0.0 <= line["latency_ms"] < 60_000 and isinstance(line["pcc"], float)
+
+
+def test_watch_json_piped_into_head_ends_quietly() -> None:
+    """``specklenet watch --json | head -1``: the reader closes the pipe; watch ends with the status of a
+    filter killed by SIGPIPE (141) and no traceback, as a new user piping it expects."""
+    with FakeDaemon(rate_hz=200, speckle=False) as fake:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "specklenet.clients.cli", "watch", "--json", "--stream", fake.stream],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()  # what head -1 reads ...
+        process.stdout.close()  # ... before it exits
+        status = process.wait(timeout=DEADLINE_S)
+        err = process.stderr.read().decode()
+        process.stderr.close()
+    assert first.startswith(b"{")
+    assert status == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
 
 
 def test_watch_survives_a_daemon_restart_and_reports_it() -> None:
