@@ -1,5 +1,8 @@
 """Live reconstruction: an exported model in ONNX Runtime, camera counts in, the target's image out.
 
+(Slightly over 300 lines: loading with its refusals, the bound buffers and the truth image belong to
+one object that the live consumer swaps whole; the provider choice already lives in :mod:`.providers`.)
+
 ``Reconstructor.load(path, frame_shape=(256, 256), canvas_shape=(128, 128))`` reads the model's
 :class:`~specklenet.daemon.modelinfo.ModelInfo` and refuses (:class:`ModelError`, naming the mismatch) a
 file that is missing, corrupt, without specklenet metadata, or made for other frames or another canvas.

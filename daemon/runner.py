@@ -1,5 +1,8 @@
 """The sequence runner: shows targets on the DMD, records the camera, and matches frame to picture.
 
+(Slightly over 300 lines: ``show`` and ``loop`` share the ownership of sequences and the camera
+thread, which must stay in one class so that one ``finally`` frees everything.)
+
 One place owns every DMD sequence: it uploads them (one ahead, while the previous one plays), starts
 the camera stream and the DMD, collects the frames (the camera is read on its own thread, see
 :mod:`.retriever`), matches them (:mod:`.matching`), and frees every sequence it uploaded in a

@@ -1,5 +1,8 @@
 """Writing pairs files: the crash-safe :class:`PairsWriter`.
 
+(Slightly over 300 lines: the writer's create/resume/write/flush/close are one commit protocol; the
+layout, frame coding and recovery already live in their own modules.)
+
 Layout and crash-safety design: see :mod:`specklenet.daemon.records`; frame storage: :mod:`.frames`;
 locking, resuming and crash recovery: :mod:`.recovery`. A writer belongs to one thread.
 """
