@@ -47,7 +47,7 @@ control_address = "{control}"
 stream_address = "{stream}"
 speckle_every = 1
 status_interval_s = 0.2
-send_hwm = 4
+send_hwm = 16  # above a matching window of recon messages, which the inference publishes in a burst
 """
 
 

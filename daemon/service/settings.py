@@ -26,7 +26,8 @@ class ServiceSettings:
         model: ONNX model loaded at start-up (relative to ``data_dir``); "" = none until ``live``.
         speckle_every: publish every n-th camera frame on ``speckle``; 0 = never.
         status_interval_s: period of the ``status`` heartbeat (and of the STATUS= line to systemd).
-        send_hwm: messages queued per subscriber before newer ones are dropped (PUB SNDHWM).
+        send_hwm: messages queued per subscriber before newer ones are dropped (PUB SNDHWM); live
+            inference publishes a matching window (9+ frames) at a time, so keep it well above that.
         stop_timeout_s: how long a job may take to stop (DMD halted, queues drained) at shutdown.
     """
 
@@ -39,7 +40,7 @@ class ServiceSettings:
     model: str = ""
     speckle_every: int = 10
     status_interval_s: float = 1.0
-    send_hwm: int = 10
+    send_hwm: int = 32
     stop_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
