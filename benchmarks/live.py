@@ -140,7 +140,7 @@ class Publisher:
         with self.lock:
             seq = self.seq.get(topic, 0)
             self.seq[topic] = seq + 1
-            full = {**header, "seq": seq, "t_publish_ns": time.time_ns()}
+            full = {**header, "stream_id": 1, "seq": seq, "t_publish_ns": time.time_ns()}
             try:
                 self.socket.send_multipart(protocol.encode_data(topic, full, array), zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -195,7 +195,7 @@ def wire(decode: Callable[[list[bytes]], Any], probe: Callable[[zmq.Socket], Non
 
 
 def _status_probe(pub: zmq.Socket) -> None:
-    header = {"state": "probe", "counters": {}, "seq": 0, "t_publish_ns": 0}
+    header = {"state": "probe", "counters": {}, "stream_id": 1, "seq": 0, "t_publish_ns": 0}
     pub.send_multipart(protocol.encode_data("status", header))
 
 

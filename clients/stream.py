@@ -56,7 +56,11 @@ class Gap:
 
 
 class SequenceTracker:
-    """Follows ``seq`` per topic; :meth:`observe` returns the gaps the message reveals."""
+    """Follows ``stream_id`` and ``seq`` per topic; :meth:`observe` returns the gaps a message reveals.
+
+    A new ``stream_id`` is a new daemon run (``seq`` alone cannot tell: a subscriber that rejoins after
+    the new run passed the old run's last ``seq`` would see a mere gap, or nothing at all).
+    """
 
     def __init__(self) -> None:
         self.session = 0
@@ -64,25 +68,25 @@ class SequenceTracker:
         self.lost: collections.Counter[str] = collections.Counter()
         self.gaps: list[Gap] = []
         self.restarts = 0
+        self._stream_id: int | None = None
         self._last: dict[str, int] = {}
-        self._restarted: set[str] = set()  # topics whose next message belongs to the new daemon run
+        self._restarted: set[str] = set()  # topics whose next message is their first of the new run
 
-    def observe(self, topic: str, seq: int, t_receive_ns: int | None = None) -> Gap | None:
+    def observe(self, topic: str, seq: int, stream_id: int, t_receive_ns: int | None = None) -> Gap | None:
         """Count the message; returns the gap before it, if any."""
         now = time.time_ns() if t_receive_ns is None else t_receive_ns
         self.received[topic] += 1
+        if self._stream_id is not None and stream_id != self._stream_id:
+            self.session += 1
+            self.restarts += 1
+            self._restarted = set(self._last)
+        self._stream_id = stream_id
         last = self._last.get(topic)
         self._last[topic] = seq
         gap = None
-        if last is None:
-            pass  # the first message of a topic starts wherever the stream is
-        elif seq <= last or topic in self._restarted:
-            if topic not in self._restarted:  # this topic is the first to see the new run
-                self.session += 1
-                self.restarts += 1
-                self._restarted = set(self._last)
+        if topic in self._restarted:  # its first message of the new run: the run's first `seq` missed
             gap = Gap(topic, RESTART, last, seq, seq, self.session, now)
-        elif seq > last + 1:
+        elif last is not None and seq > last + 1:  # a topic's first message is never a gap
             gap = Gap(topic, GAP, last, seq, seq - last - 1, self.session, now)
         self._restarted.discard(topic)
         if gap is not None:
@@ -247,7 +251,8 @@ class StreamReader:
         except protocol.ProtocolError as error:
             self.malformed += 1
             return Malformed(str(error), now)
-        gap = self.tracker.observe(message.topic, int(message.header["seq"]), now)
+        header = message.header
+        gap = self.tracker.observe(message.topic, int(header["seq"]), int(header["stream_id"]), now)
         self.connection.connected = True  # a message proves it (the monitor may miss the first connect)
         return Received(message, now, gap)
 

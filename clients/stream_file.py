@@ -6,6 +6,7 @@ Layout (format ``specklenet.stream``, version 1; N_t rows per topic, one per rec
                         at a clean close also closed_utc and summary (JSON: messages per topic,
                         gaps, messages lost, daemon restarts, disconnects, malformed messages)
     /<topic>/           for each recorded topic (recon, speckle, status)
+        stream_id       int64   the daemon run's random id (a new one at each daemon start)
         seq             int64   the daemon's sequence number (restarts from 0 in each daemon run)
         session         int32   the daemon run, counted by this recorder from 0 (seq is unique per session)
         t_publish_ns    int64   daemon publish time, host clock (time.time_ns)
@@ -58,7 +59,13 @@ IMAGE_CHUNK = (1, 64, 64)
 ROW_CHUNK = 1024
 GAP_KINDS = ("gap", RESTART)
 
-_COMMON = {"seq": np.int64, "session": np.int32, "t_publish_ns": np.int64, "t_receive_ns": np.int64}
+_COMMON = {
+    "stream_id": np.int64,
+    "seq": np.int64,
+    "session": np.int32,
+    "t_publish_ns": np.int64,
+    "t_receive_ns": np.int64,
+}
 _FRAME = {"frame_id": np.int64, "picture": np.int64, "target_index": np.int64, "t_capture_ns": np.int64}
 COLUMNS: dict[str, dict[str, Any]] = {
     "recon": {**_COMMON, **_FRAME, "pcc": np.float64},

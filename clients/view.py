@@ -181,9 +181,9 @@ class ViewServer:
         except protocol.ProtocolError:
             self.malformed += 1
             return
-        self.tracker.observe(message.topic, int(message.header["seq"]), t_receive_ns)
-        self.connected = True  # a message proves it (the monitor may start after the first connect)
         header = message.header
+        self.tracker.observe(message.topic, int(header["seq"]), int(header["stream_id"]), t_receive_ns)
+        self.connected = True  # a message proves it (the monitor may start after the first connect)
         if message.topic == "status":
             self.status = header
             return

@@ -4,8 +4,9 @@ on the control channel. ``docs/protocol.md`` describes it for writers of clients
 Data (PUB → SUB): a ZeroMQ multipart message ``[topic, header]`` or ``[topic, header, array]``. The
 topic is ASCII (``recon``, ``speckle``, ``status``), the header a msgpack map, the array the raw,
 C-ordered, little-endian bytes that the header's ``shape`` and ``dtype`` describe. Every header holds
-``version`` (:data:`PROTOCOL_VERSION`), ``seq`` (per topic, +1 per message, so subscribers see gaps) and
-``t_publish_ns``; :data:`REQUIRED_FIELDS` lists the rest per topic.
+``version`` (:data:`PROTOCOL_VERSION`), ``stream_id`` (drawn anew at each daemon start, so subscribers
+see restarts), ``seq`` (per topic, +1 per message, so subscribers see gaps) and ``t_publish_ns``;
+:data:`REQUIRED_FIELDS` lists the rest per topic.
 
 Control (DEALER or REQ → ROUTER): one msgpack map per message, ``{"id", "cmd", "args"}``; the reply is
 ``{"id", "ok": true, "result"}`` or ``{"id", "ok": false, "error", "code"}``. :data:`COMMANDS` gives
@@ -54,10 +55,16 @@ REQUIRED_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     },
     "status": {"state": (str,), "counters": (dict,)},
 }
-"""Per topic, the header fields besides ``version``, ``seq``, ``t_publish_ns`` (and ``shape``/``dtype``
-with an array) and their types; further fields are allowed (clients ignore what they do not know)."""
+"""Per topic, the header fields besides ``version``, ``stream_id``, ``seq``, ``t_publish_ns`` (and
+``shape``/``dtype`` with an array) and their types; further fields are allowed (clients ignore what
+they do not know)."""
 
-_COMMON_FIELDS: dict[str, tuple[type, ...]] = {"version": (int,), "seq": (int,), "t_publish_ns": (int,)}
+_COMMON_FIELDS: dict[str, tuple[type, ...]] = {
+    "version": (int,),
+    "stream_id": (int,),
+    "seq": (int,),
+    "t_publish_ns": (int,),
+}
 
 COMMANDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "status": {},

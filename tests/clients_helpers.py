@@ -43,6 +43,7 @@ class ClientProcess:
         self.lines: queue.Queue[str] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._stopped: tuple[int, str] | None = None
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -63,10 +64,17 @@ class ClientProcess:
             seen.append(json.loads(line))
             if until(seen[-1]):
                 return seen
-        raise AssertionError(f"no {what} in the output; stderr: {self.stop()[1]}")
+        status, err = self.stop()
+        shown = [line for line in seen[:-5] if line.get("event") != "recon"] + seen[-5:]
+        lines = "".join(json.dumps(line) + "\n" for line in shown)
+        raise AssertionError(
+            f"no {what} in the output (exit {status}); its events and last lines:\n{lines}stderr: {err}"
+        )
 
     def stop(self, sig: int = signal.SIGINT) -> tuple[int, str]:
-        """Send ``sig`` (if still running) and return the exit status and stderr."""
+        """Send ``sig`` (if still running) and return the exit status and stderr; idempotent."""
+        if self._stopped is not None:
+            return self._stopped
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
@@ -79,4 +87,5 @@ class ClientProcess:
         self._reader.join(DEADLINE_S)  # EOF: the process is gone
         self.process.stderr.close()
         self.process.stdout.close()
-        return self.process.returncode, err
+        self._stopped = (self.process.returncode, err)
+        return self._stopped

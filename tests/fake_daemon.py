@@ -9,6 +9,7 @@ for what they need (messages, requests), never for time.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class FakeDaemon:
         self.control = self._router.last_endpoint.decode()
         self.stream = self._pub.last_endpoint.decode()
         self.published = 0
+        self.stream_id = secrets.randbits(63)  # a new one per start: a restart, as the daemon's publisher
         self._threads = [
             threading.Thread(target=self._serve, name="fake-control", daemon=True),
             threading.Thread(target=self._publish, name="fake-stream", daemon=True),
@@ -167,6 +169,6 @@ class FakeDaemon:
             self._stop.wait(max(0.0, next_t - time.monotonic()))
 
     def _send(self, topic: str, seq: dict[str, int], header: dict[str, Any], array: Any = None) -> None:
-        header = {**header, "seq": seq[topic], "t_publish_ns": time.time_ns()}
+        header = {**header, "stream_id": self.stream_id, "seq": seq[topic], "t_publish_ns": time.time_ns()}
         seq[topic] += 1
         self._pub.send_multipart(protocol.encode_data(topic, header, array), copy=False)

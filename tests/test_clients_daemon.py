@@ -169,6 +169,8 @@ def test_watch_and_record_live_through_a_daemon_restart(serve: Serve) -> None:
     assert "daemon restarted" in record_err
     recon, gaps = load_stream(path, "recon"), load_stream(path, "gaps")
     assert set(recon["session"]) == {0, 1} and 1 in set(gaps["kind"])
+    runs = [set(recon["stream_id"][recon["session"] == session]) for session in (0, 1)]
+    assert all(len(ids) == 1 for ids in runs) and runs[0] != runs[1]  # one stream id per daemon run
     assert recon["image"].dtype == np.float32 and recon["image"].min() >= 0.0 and recon["image"].max() <= 1.0
     assert {header["model"] for header in recon["headers"]} == {"model.onnx"}
     assert len(load_stream(path, "speckle")["seq"]) > 0 and len(load_stream(path, "status")["seq"]) > 0

@@ -14,25 +14,40 @@ from fake_daemon import FakeDaemon, recon_image, speckle_image
 from specklenet.clients.stream import GAP, RESTART, SequenceTracker
 from specklenet.clients.stream_file import load_stream
 
+OLD_RUN, NEW_RUN = 7, 1234  # stream ids of two daemon runs
+
 
 def test_tracker_counts_gaps_and_a_restart_once_across_topics() -> None:
     tracker = SequenceTracker()
-    assert tracker.observe("recon", 10) is None  # joining mid-stream is not a gap
-    assert tracker.observe("status", 3) is None
-    assert tracker.observe("recon", 11) is None
-    gap = tracker.observe("recon", 15)
+    assert tracker.observe("recon", 10, OLD_RUN) is None  # joining mid-stream is not a gap
+    assert tracker.observe("status", 3, OLD_RUN) is None
+    assert tracker.observe("recon", 11, OLD_RUN) is None
+    gap = tracker.observe("recon", 15, OLD_RUN)
     assert (gap.kind, gap.after_seq, gap.next_seq, gap.lost, gap.session) == (GAP, 11, 15, 3, 0)
-    gap = tracker.observe("recon", 17)  # one message missing
+    gap = tracker.observe("recon", 17, OLD_RUN)  # one message missing
     assert (gap.after_seq, gap.next_seq, gap.lost) == (15, 17, 1)
-    assert tracker.observe("recon", 18) is None
-    restart = tracker.observe("recon", 2)  # backwards: a new daemon run, first 2 messages missed
+    assert tracker.observe("recon", 18, OLD_RUN) is None
+    restart = tracker.observe("recon", 2, NEW_RUN)  # a new daemon run, its first 2 messages missed
     assert (restart.kind, restart.lost, restart.session) == (RESTART, 2, 1)
-    # status's next message belongs to the new run even though its seq went up
-    status = tracker.observe("status", 5)
+    status = tracker.observe("status", 5, NEW_RUN)  # each topic's first message of the new run
     assert (status.kind, status.lost, status.session) == (RESTART, 5, 1)
     assert tracker.restarts == 1 and tracker.session == 1
-    assert tracker.observe("status", 6) is None
+    assert tracker.observe("status", 6, NEW_RUN) is None
     assert tracker.lost == {"recon": 6, "status": 5}
+
+
+@pytest.mark.parametrize("first_new_seq", [18, 19, 40])
+def test_a_restart_is_seen_when_the_new_run_passed_the_old_runs_seq(first_new_seq: int) -> None:
+    """A short old run, a subscriber that rejoins late: the new run's first seq seen is at or past the
+    old run's last + 1 (caught on CI, where seq alone showed no gap, or a gap, and no restart)."""
+    tracker = SequenceTracker()
+    for seq in range(18):
+        tracker.observe("recon", seq, OLD_RUN)
+    restart = tracker.observe("recon", first_new_seq, NEW_RUN)
+    assert restart is not None
+    assert (restart.kind, restart.after_seq, restart.lost, restart.session) == (RESTART, 17, first_new_seq, 1)
+    assert tracker.observe("recon", first_new_seq + 1, NEW_RUN) is None
+    assert tracker.restarts == 1 and tracker.lost["recon"] == first_new_seq
 
 
 def recon_lines(client: ClientProcess, count: int, *, session: int | None = None) -> list[dict]:

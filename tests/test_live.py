@@ -32,7 +32,7 @@ class Wire:
 
     def publish(self, topic: str, header: dict[str, Any], array: np.ndarray | None = None) -> None:
         with self.lock:
-            full = {**header, "seq": len(self.messages), "t_publish_ns": 0}
+            full = {**header, "stream_id": 1, "seq": len(self.messages), "t_publish_ns": 0}
             self.messages.append(protocol.decode_data(protocol.encode_data(topic, full, array)))
             self.arrived.notify_all()
 

@@ -16,6 +16,7 @@ from specklenet.daemon.protocol import ProtocolError
 
 def recon_header(**overrides: object) -> dict[str, object]:
     header: dict[str, object] = {
+        "stream_id": 99,
         "seq": 7,
         "t_publish_ns": 2_000,
         "frame_id": 41,
@@ -45,7 +46,9 @@ def test_data_round_trip_keeps_header_and_array_without_copy() -> None:
 
 
 def test_status_message_has_no_array() -> None:
-    frames = protocol.encode_data("status", {"seq": 0, "t_publish_ns": 5, "state": "idle", "counters": {}})
+    frames = protocol.encode_data(
+        "status", {"stream_id": 1, "seq": 0, "t_publish_ns": 5, "state": "idle", "counters": {}}
+    )
     message = protocol.decode_data(frames)
     assert message.array is None and message.header["state"] == "idle"
 
@@ -61,6 +64,13 @@ def test_status_message_has_no_array() -> None:
         ([b"recon", msgpack.packb({"version": 1, **recon_header(frame_id="x")})], "'frame_id' must be int"),
         ([b"recon", msgpack.packb({"version": 1, **recon_header(pcc=True)})], "'pcc' must be float or nil"),
         ([b"speckle", msgpack.packb({"version": 1, "seq": 1, "t_publish_ns": 1})], "missing field"),
+        (
+            [
+                b"status",
+                msgpack.packb({"version": 1, "seq": 1, "t_publish_ns": 1, "state": "idle", "counters": {}}),
+            ],
+            "missing field.*stream_id",
+        ),
         (
             [
                 b"recon",

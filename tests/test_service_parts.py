@@ -133,7 +133,7 @@ def _first_message(publisher: Publisher, sub: zmq.Socket) -> protocol.DataMessag
 
 def test_publisher_numbers_each_topic_and_sends_arrays_as_raw_bytes(pub_sub) -> None:
     pub, sub = pub_sub
-    publisher = Publisher(pub, clock=lambda: 123)
+    publisher = Publisher(pub, clock=lambda: 123, stream_id=42)
     _first_message(publisher, sub)
     while sub.poll(50):
         sub.recv_multipart()
@@ -143,9 +143,21 @@ def test_publisher_numbers_each_topic_and_sends_arrays_as_raw_bytes(pub_sub) -> 
         assert publisher.publish("speckle", header, image)
     messages = [protocol.decode_data(sub.recv_multipart()) for _ in range(3)]
     assert [m.header["seq"] for m in messages] == [0, 1, 2]  # per topic: status has its own numbers
-    assert all(m.header["t_publish_ns"] == 123 for m in messages)
+    assert all(m.header["t_publish_ns"] == 123 and m.header["stream_id"] == 42 for m in messages)
     np.testing.assert_array_equal(messages[0].array, image)
     assert publisher.counters()["sent"]["speckle"] == 3
+
+
+def test_each_publisher_draws_its_own_stream_id() -> None:
+    context = zmq.Context()
+    ids = set()
+    for _ in range(20):  # a daemon run each: a subscriber tells runs apart by this id, not by seq
+        publisher = Publisher(context.socket(zmq.PUB))
+        assert 0 <= publisher.stream_id < 2**63
+        ids.add(publisher.stream_id)
+        publisher.close()
+    assert len(ids) == 20
+    context.term()
 
 
 def test_publisher_never_blocks_on_a_stalled_subscriber_and_counts_drops() -> None:

@@ -53,7 +53,7 @@ def test_the_stream_admits_only_listed_client_keys(tmp_path: Path) -> None:
         received, seq, end = 0, 0, time.monotonic() + 60
         while received < 20 and time.monotonic() < end:
             frames = protocol.encode_data(
-                "status", {"seq": seq, "t_publish_ns": 0, "state": "idle", "counters": {}}
+                "status", {"stream_id": 1, "seq": seq, "t_publish_ns": 0, "state": "idle", "counters": {}}
             )
             sockets.stream.send_multipart(frames)
             seq += 1

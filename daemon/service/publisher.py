@@ -1,7 +1,9 @@
 """The stream publisher (contract C6): ``publish(topic, header, array)`` onto the PUB socket.
 
 Each message is ``protocol.encode_data``'s ``[topic, msgpack header, raw array bytes]``; the header
-gets ``seq`` (per topic, from 0, +1 per message *attempted*, so a subscriber sees a gap wherever a
+gets ``stream_id`` (one random 63-bit number per publisher, i.e. per daemon run: ``seq`` alone cannot
+tell a restart from a gap when a subscriber rejoins after the new run passed the old one's last
+``seq``), ``seq`` (per topic, from 0, +1 per message *attempted*, so a subscriber sees a gap wherever a
 message was dropped) and ``t_publish_ns`` (``time.time_ns()``). Arrays go out without a copy
 (``copy=False``): the caller must not modify an array after publishing it (the pipeline's frames and
 the reconstructions are fresh arrays). Sends use NOBLOCK, so a slow or stalled subscriber never slows
@@ -16,6 +18,7 @@ thread-safe). ``close`` is idempotent.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import Counter
@@ -39,14 +42,22 @@ class Publisher:
     Args:
         socket: a zmq PUB (or XPUB) socket, bound; the publisher owns it from now on.
         clock: wall-clock nanoseconds for ``t_publish_ns``.
+        stream_id: this run's ``stream_id`` (0 ≤ id < 2**63); default: drawn at random.
 
     Attributes:
         sent, dropped: messages per topic sent / dropped (full queue or a closed socket).
     """
 
-    def __init__(self, socket: zmq.Socket[Any], *, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        socket: zmq.Socket[Any],
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        stream_id: int | None = None,
+    ) -> None:
         self.socket = socket
         self._clock = clock
+        self.stream_id = secrets.randbits(63) if stream_id is None else stream_id
         self._lock = threading.Lock()
         self._seq: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
@@ -61,7 +72,8 @@ class Publisher:
         """
         with self._lock:
             seq = self._seq[topic] % SEQ_LIMIT
-            frames = protocol.encode_data(topic, {**header, "seq": seq, "t_publish_ns": self._clock()}, array)
+            stamps = {"stream_id": self.stream_id, "seq": seq, "t_publish_ns": self._clock()}
+            frames = protocol.encode_data(topic, {**header, **stamps}, array)
             self._seq[topic] += 1
             if self._closed:
                 self.dropped[topic] += 1
