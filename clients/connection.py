@@ -138,9 +138,10 @@ class ControlClient:
         except protocol.ProtocolError as error:
             raise ClientError(str(error)) from None
         socket = self._connect()
-        socket.send_multipart([b"", payload])
         deadline = time.monotonic() + self.timeout_s
-        while socket.poll(max(0, int((deadline - time.monotonic()) * 1000)), zmq.POLLIN):
+        if not self._send(socket, payload, deadline):
+            raise self._unreachable()
+        while socket.poll(_remaining_ms(deadline), zmq.POLLIN):
             frames = socket.recv_multipart()
             try:
                 reply = protocol.decode_reply(frames[-1])
@@ -152,9 +153,28 @@ class ControlClient:
                 message = f"the daemon refused {cmd} ({reply.code}): {reply.error}"
                 raise DaemonRefusedError(message, reply.code)
             return reply.result
+        raise self._unreachable()
+
+    @staticmethod
+    def _send(socket: zmq.Socket, payload: bytes, deadline: float) -> bool:
+        """Send the request before ``deadline``; False when the socket had no usable connection.
+
+        A DEALER blocks a send while it has no usable connection (none yet, or a CurveZMQ handshake
+        the daemon refused and tore down), so the send waits for room only as long as the reply would.
+        """
+        while time.monotonic() < deadline and socket.poll(_remaining_ms(deadline), zmq.POLLOUT):
+            try:
+                socket.send_multipart([b"", payload], flags=zmq.NOBLOCK)
+                return True
+            except zmq.Again:
+                continue  # the connection went between poll and send
+        return False
+
+    def _unreachable(self) -> DaemonUnreachableError:
+        """Drop the socket (a late reply must not answer the next request) and name the address."""
         self._discard()
         secure = " with the given CurveZMQ keys" if self._keys else ""
-        raise DaemonUnreachableError(
+        return DaemonUnreachableError(
             f"no reply from the daemon at {self.address}{secure} within {self.timeout_s:g} s "
             "(is `specklenetd serve` running there?)"
         )
@@ -187,6 +207,11 @@ class ControlClient:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+
+
+def _remaining_ms(deadline: float) -> int:
+    """Milliseconds until ``deadline`` (a ``time.monotonic()`` value), at least 0."""
+    return max(0, int((deadline - time.monotonic()) * 1000))
 
 
 def subscribe(

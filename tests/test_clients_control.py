@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from pathlib import Path
 
 import pytest
 import zmq
+from clients_helpers import wait_for
 from fake_daemon import FakeDaemon, Refusal
 
 from specklenet.clients import cli
@@ -174,6 +176,39 @@ def test_a_secure_daemon_is_unreachable_without_allowed_keys(secure_daemon, curv
     assert cli.main(argv) == EXIT_UNREACHABLE
     assert not secure_daemon.requests
     assert ("CurveZMQ keys" in capsys.readouterr().err) == (who == "stranger")
+
+
+class _RefusedFirstSocket(zmq.Socket):
+    """Connects, then returns only once the daemon refused the handshake: the DEALER has no peer left
+    (ZeroMQ does not reconnect after a failed handshake), the state in which a send would block."""
+
+    def connect(self, address: str) -> None:  # type: ignore[override]
+        super().connect(address)
+        wait_for(lambda: not self.poll(0, zmq.POLLOUT), "the secure daemon refusing the handshake")
+
+
+class _RefusedFirstContext(zmq.Context):
+    _socket_class = _RefusedFirstSocket
+
+
+def test_a_request_after_a_refused_handshake_times_out_instead_of_blocking(secure_daemon) -> None:
+    context = _RefusedFirstContext()
+    client = ControlClient(secure_daemon.control, timeout_s=0.3, context=context)
+    outcome: list[BaseException] = []
+
+    def request() -> None:
+        try:
+            client.request("status")
+        except BaseException as error:  # handed to the test thread, whatever it is
+            outcome.append(error)
+
+    thread = threading.Thread(target=request, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the request blocked in send (a DEALER without a peer)"
+    assert len(outcome) == 1 and isinstance(outcome[0], DaemonUnreachableError), outcome
+    client.close()
+    context.term()
 
 
 def test_half_a_key_pair_is_a_clear_error(curve_keys, capsys) -> None:
