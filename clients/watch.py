@@ -120,6 +120,8 @@ def _terminal(reader: StreamReader, stop: Any, count: int | None, address: str) 
                     notes.append(f"{_clock(event.t_receive_ns)} malformed message: {event.error}")
             del notes[:-6]
             live.update(render(figures, status, reader, notes, address))
+    if not live.console.is_terminal:
+        live.console.line()  # rich ends a Live without a newline when not on a terminal
 
 
 def render(

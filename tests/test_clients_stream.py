@@ -224,6 +224,7 @@ def test_watch_terminal_view_shows_the_figures() -> None:
         "fake.onnx",
     ):
         assert text in out, (text, out)
+    assert out.endswith("\n"), out[-200:]  # the shell's prompt starts on a line of its own
 
 
 def test_daemon_counters_keep_numbers_and_totals() -> None:

@@ -92,6 +92,8 @@ def test_demo_runs_the_lab_loop_through_the_daemon_and_resumes(tmp_path: Path) -
     assert round(result["live_pcc"], 3) == live_pcc and round(result["baseline_pcc"], 3) == baseline
     assert result["reconstructions"] >= SHOWN
     assert "exit status 0" in out and "http://127.0.0.1:8080" in out
+    # every step's outcome starts a line of its own, also after the live view's table
+    assert re.search(r"^  done in [\d.]+ s: live PCC", first.stdout, re.MULTILINE), first.stdout[-3000:]
 
     png = folder / "demo.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -140,6 +140,8 @@ def live(
                 result.seconds = time.monotonic() - start
                 bar.update(task, completed=result.covered(rounds), note=f"{result.received} frames")
                 view.update(_view(result, bar, baseline))
+        if not console.is_terminal:
+            console.line()  # rich ends a Live without a newline when not on a terminal
         daemon.request("stop")
         since, deadline = time.time_ns(), time.monotonic() + daemon.timeout_s
         while (status := _status_after(daemon, sub, since))["state"] != "idle":
