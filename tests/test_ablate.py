@@ -11,8 +11,8 @@ import pytest
 from specklenet.daemon.errors import ConfigError
 from specklenet.training.ablate import Options, ablate, converging_profile, larger_profile, plan
 from specklenet.training.cli import main
-from specklenet.training.intervals import mean_interval, paired_difference
 from specklenet.training.profiles import PROFILES
+from specklenet.training.statistics import bootstrap_mean, paired_difference
 
 CI = PROFILES["ci"]
 # The embedded stand-in datasets (no MNIST/LFW folder) warn; that is expected here.
@@ -63,7 +63,7 @@ def test_intervals_cover_the_mean_and_paired_differences_cancel_image_spread() -
     rng = np.random.default_rng(0)
     hardness = rng.uniform(0.2, 0.9, 40)  # some images are harder for every model
     a, b = hardness + 0.03, hardness + rng.normal(0, 0.005, 40)
-    unpaired = mean_interval(a)
+    unpaired = bootstrap_mean(a)
     assert unpaired.low < unpaired.mean < unpaired.high and not unpaired.excludes(float(b.mean()))
     difference = paired_difference(a, b)
     assert difference.excludes(0.0) and difference.low > 0.02
@@ -81,8 +81,10 @@ def test_ci_ablation_end_to_end_records_the_normalisation_in_the_model(tmp_path:
     for test in row["tests"].values():
         assert -1.0 <= test["pcc"]["low"] <= test["pcc"]["mean"] <= test["pcc"]["high"] <= 1.0
         assert test["vs_reference"] == {"mean": 0.0, "low": 0.0, "high": 0.0}  # it is its own reference
+        baseline = test["baseline"]  # the constant output scores something, with its own interval
+        assert -1.0 <= baseline["low"] <= baseline["mean"] <= baseline["high"] <= 1.0 and baseline["high"] > 0
     report = (tmp_path / "ablation.md").read_text()
-    assert "(a) speckle normalisation" in report and "| equalised |" in report
+    assert "(a) speckle normalisation" in report and "| equalised |" in report and "faces baseline" in report
     assert (tmp_path / "ablation-normalisation.png").stat().st_size > 1000
     assert json.loads((tmp_path / "ablation.json").read_text()) == summary
     # A rerun finds the variant finished and writes the same summary without training again.

@@ -16,7 +16,8 @@ Every variant is an independent :class:`Training` (its targets, twin, profile an
 executor (``executor(tasks, function)``, as :mod:`.reproduce` uses) may run them anywhere; pairs files are
 rendered first (one :class:`Render` per distinct set × twin), then the trainings. Each training writes
 ``variants/<id>/result.json`` last: a rerun skips finished variants, resumes rendering and training.
-Intervals: :mod:`.intervals` (bootstrap over test images; differences paired on the same images).
+Intervals: :mod:`.statistics` (bootstrap over test images; differences paired on the same images);
+each result also holds the constant-output baseline (the variant's mean training target).
 Outputs: ``ablation.md`` (a report section), ``ablation.json`` and ``ablation-<axis>.png``
 (:mod:`.ablate_report`). Over 300 lines: the task descriptions, their functions and the subcommand's
 command line belong together (``COMMAND_MODULES`` registers this module).
@@ -232,7 +233,7 @@ def run_training(task: Training) -> dict[str, Any]:
     done = folder / "result.json"
     if done.exists():
         return json.loads(done.read_text())
-    from specklenet.training.evaluate import Reconstructor, evaluate
+    from specklenet.training.evaluate import Reconstructor, baseline_metrics, evaluate
     from specklenet.training.export import export_onnx
     from specklenet.training.pairdata import load_pairs
     from specklenet.training.train import fit
@@ -243,6 +244,7 @@ def run_training(task: Training) -> dict[str, Any]:
         method=task.normalisation,  # type: ignore[arg-type]
     )
     fitted = fit(pairs, task.profile, folder / "run", device=task.device, progress=False)
+    mean_target = pairs.truth[:, 0].double().mean(dim=0).numpy()  # the constant-output baseline
     del pairs
     model = folder / "model.onnx"
     export_onnx(folder / "run", model, case=task.case)
@@ -254,10 +256,11 @@ def run_training(task: Training) -> dict[str, Any]:
         "profile": task.profile.name,
         "normalisation": reconstructor.info.normalisation.method,  # as the daemon would apply it
         "training": {"stopped": fitted.stopped, "epochs": fitted.epochs, "best_epoch": fitted.best_epoch},
-        "pcc": {
-            name: evaluate(reconstructor, out / p, name=name).metrics["pcc"].tolist()
-            for name, p in task.tests
-        },
+    }
+    evaluations = {name: evaluate(reconstructor, out / p, name=name) for name, p in task.tests}
+    result["pcc"] = {name: e.metrics["pcc"].tolist() for name, e in evaluations.items()}
+    result["baseline_pcc"] = {
+        name: baseline_metrics(e, mean_target)["pcc"].tolist() for name, e in evaluations.items()
     }
     partial = done.with_name("result.json.partial")
     partial.write_text(json.dumps(result, indent=2) + "\n")

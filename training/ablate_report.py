@@ -1,8 +1,9 @@
 """The ablation's report section: ``ablation.md`` (tables), ``ablation.json`` and one figure per axis.
 
 For each axis, case and test set: the mean PCC over the test images with its 95 % bootstrap interval,
-and the paired difference to the axis's reference variant (its first) with its interval; a difference
-whose interval excludes 0 is marked as a change. See :mod:`.ablate` for the axes.
+the paired difference to the axis's reference variant (its first) with its interval (a difference
+whose interval excludes 0 is marked as a change), and the constant-output baseline (each variant's
+mean training target as every reconstruction). See :mod:`.ablate` for the axes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from specklenet.training.intervals import mean_interval, paired_difference
+from specklenet.training.statistics import Estimate, bootstrap_mean, paired_difference
 
 TITLES = {
     "normalisation": "(a) speckle normalisation",
@@ -38,16 +39,23 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             rows = []
             for variant in variants:
                 tests = {}
+                baseline = variant.get("baseline_pcc", {})  # absent in results of older versions
                 for test, pcc in variant["pcc"].items():
-                    values = np.asarray(pcc)
-                    difference = paired_difference(values, np.asarray(reference["pcc"][test]))
-                    tests[test] = {"pcc": vars(mean_interval(values)), "vs_reference": vars(difference)}
+                    tests[test] = {
+                        "pcc": _bounds(bootstrap_mean(pcc)),
+                        "vs_reference": _bounds(paired_difference(pcc, reference["pcc"][test])),
+                        "baseline": _bounds(bootstrap_mean(baseline[test])) if test in baseline else None,
+                    }
                 rows.append(
                     {k: variant[k] for k in ("label", "profile", "normalisation", "training")}
                     | {"tests": tests}
                 )
             summary[axis][case] = rows
     return summary
+
+
+def _bounds(estimate: Estimate) -> dict[str, float]:
+    return {"mean": estimate.mean, "low": estimate.low, "high": estimate.high}
 
 
 def write_section(results: list[dict[str, Any]], out: Path) -> dict[str, Any]:
@@ -58,38 +66,41 @@ def write_section(results: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         "## Ablations",
         "",
         "Mean PCC over the test images with its 95 % bootstrap interval; Δ: the paired difference to the "
-        "axis's first variant on the same images (bold where its interval excludes 0: a change). One "
-        "training per variant: the intervals cover the test images, not the spread between trainings "
-        "(initial weights, diffuser) that `reproduce --seeds` measures.",
+        "axis's first variant on the same images (bold where its interval excludes 0: a change); "
+        "baseline: the constant output (the variant's mean training target as every reconstruction), "
+        "drawn as a black tick in the figures. One training per variant: the intervals cover the test "
+        "images, not the spread between trainings (initial weights, diffuser) that `reproduce --seeds` "
+        "measures.",
         "",
     ]
     for axis, cases in summary.items():
         lines += [f"### {TITLES[axis]}", "", f"![{axis}](ablation-{axis}.png)", ""]
         for case, rows in cases.items():
-            tests = list(rows[0]["tests"])
-            lines.append(f"Case {case}:")
-            lines.append("")
-            lines.append(
-                "| variant | epochs (stop) | " + " | ".join(f"{t} PCC | Δ {t}" for t in tests) + " |"
-            )
-            lines.append("|---|---|" + "---|---|" * len(tests))
-            for row in rows:
-                cells = []
-                for test in tests:
-                    pcc, delta = row["tests"][test]["pcc"], row["tests"][test]["vs_reference"]
-                    text = f"{delta['mean']:+.3f} [{delta['low']:+.3f}, {delta['high']:+.3f}]"
-                    changed = not delta["low"] <= 0.0 <= delta["high"]
-                    cells += [_interval(pcc), f"**{text}**" if changed else text]
-                training = row["training"]
-                lines.append(
-                    f"| {row['label']} | {training['epochs']} ({training['stopped']}) | "
-                    + " | ".join(cells)
-                    + " |"
-                )
-            lines.append("")
+            lines += [f"Case {case}:", "", *_case_table(rows), ""]
         _figure(axis, cases, out / f"ablation-{axis}.png")
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     return summary
+
+
+def _case_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The Markdown table of one case's variants: per test set PCC, Δ to the reference, baseline."""
+    tests = list(rows[0]["tests"])
+    header = " | ".join(f"{t} PCC | Δ {t} | {t} baseline" for t in tests)
+    lines = [f"| variant | epochs (stop) | {header} |", "|---|---|" + "---|---|---|" * len(tests)]
+    for row in rows:
+        cells = []
+        for test in tests:
+            scores = row["tests"][test]
+            delta = scores["vs_reference"]
+            text = f"{delta['mean']:+.3f} [{delta['low']:+.3f}, {delta['high']:+.3f}]"
+            changed = not delta["low"] <= 0.0 <= delta["high"]
+            baseline = _interval(scores["baseline"]) if scores.get("baseline") else "–"
+            cells += [_interval(scores["pcc"]), f"**{text}**" if changed else text, baseline]
+        training = row["training"]
+        lines.append(
+            f"| {row['label']} | {training['epochs']} ({training['stopped']}) | " + " | ".join(cells) + " |"
+        )
+    return lines
 
 
 def _interval(value: dict[str, float]) -> str:
@@ -113,6 +124,8 @@ def _figure(axis: str, cases: dict[str, list[dict[str, Any]]], path: Path) -> No
             high = [row["tests"][t]["pcc"]["high"] - m for m, t in zip(means, tests, strict=True)]
             x = np.arange(len(tests)) + (index - (len(rows) - 1) / 2) * width
             panel.bar(x, means, width, yerr=[low, high], capsize=2, label=row["label"])
+            baselines = [(row["tests"][t].get("baseline") or {}).get("mean", np.nan) for t in tests]
+            panel.hlines(baselines, x - width / 2, x + width / 2, colors="black", linewidth=1.5)
         panel.set_xticks(np.arange(len(tests)), tests, fontsize=8, rotation=30, ha="right")
         panel.set_title(f"case {case}", fontsize=9)
         panel.set_ylabel("PCC (95 % interval)")

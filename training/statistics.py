@@ -58,6 +58,10 @@ class Estimate:
     def from_dict(cls, mapping: dict[str, Any]) -> Estimate:
         return cls(**{key: mapping[key] for key in ("mean", "low", "high", "n_images", "n_seeds")})
 
+    def excludes(self, value: float) -> bool:
+        """True when ``value`` lies outside the interval (e.g. 0 for a difference that is a change)."""
+        return not self.low <= value <= self.high
+
     def text(self, digits: int = 3) -> str:
         """``0.412 [0.371, 0.455]``."""
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
@@ -91,6 +95,18 @@ def bootstrap_mean(
     low, high = np.quantile(means, [tail, 1.0 - tail])
     mean = float(array.mean())
     return Estimate(mean, float(min(low, mean)), float(max(high, mean)), n_images, n_seeds)
+
+
+def paired_difference(a: ArrayLike, b: ArrayLike, *, seed: int = 0) -> Estimate:
+    """Mean of ``a − b`` over the same test images (``values[image]``), with its bootstrap interval.
+
+    Pairing cancels the image-to-image spread (some faces are harder for every model), so only the
+    two models' difference is left. Raises ValueError when the shapes differ.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need the same images: shapes {a.shape} and {b.shape}")
+    return bootstrap_mean(a - b, seed=seed)
 
 
 def constant_output(mean_target: np.ndarray, truth: np.ndarray, metric) -> np.ndarray:
