@@ -26,6 +26,9 @@ sustained live rate with the paper network on the best GPU provider.
 Usage: python benchmarks/live.py [--rate 150] [--seconds 8] [--frames 1000] [--paper-iterations 3]
        [--skip-paper] [--gpu] [--gpu-iterations 200] [--json PATH]
 Default run: about 2–3 minutes on the shared 2-core CPU (exports included).
+
+Over the 300-line guide: the four figures must be measured in one run, side by side, so their
+stand-ins (publisher, subscriber, the naive loop) and the GPU section live in this one script.
 """
 
 from __future__ import annotations
