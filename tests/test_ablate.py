@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from specklenet.daemon.errors import ConfigError
-from specklenet.training.ablate import Options, ablate, converging_profile, larger_profile, plan
+from specklenet.training import ablate_report
+from specklenet.training.ablate import (
+    Options,
+    ablate,
+    converging_profile,
+    larger_profile,
+    plan,
+    run_training,
+)
 from specklenet.training.cli import main
 from specklenet.training.profiles import PROFILES
 from specklenet.training.statistics import bootstrap_mean, paired_difference
@@ -45,6 +53,34 @@ def test_every_axis_plans_its_variants_with_shared_renders(tmp_path: Path) -> No
     assert len({r.pairs for r in renders}) == len(renders)
     memory = [t for t in trainings if t.axis == "memory"]
     assert {t.case for t in memory} == {"5"} and memory[0].train_pairs != memory[1].train_pairs
+
+
+def test_the_axes_share_their_reference_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained: list = []
+
+    def executor(tasks, function):  # records the trainings; renders and trains nothing
+        if function is not run_training:
+            return [None] * len(tasks)
+        trained.extend(tasks)
+        return [{"axis": "", "label": "", "pcc": {"faces": [float(i)]}} for i, _ in enumerate(tasks)]
+
+    monkeypatch.setattr(ablate_report, "write_section", lambda results, out: results)
+    options = _options(tmp_path, axes=("normalisation", "grey_model", "size", "length"), cases=("2",))
+    results = ablate(options, executor)
+    # 3 + 3 + 2 + 2 variants; frame_mean, pwm, the profile's own size and its epoch cap are one training.
+    assert len(results) == 10 and len(trained) == 7
+    references = [r for r in results if r["label"] in ("frame_mean", "pwm", "32px-w4", "cap6")]
+    assert [r["axis"] for r in references] == ["normalisation", "grey_model", "size", "length"]
+    assert len({r["pcc"]["faces"][0] for r in references}) == 1
+    assert len({r["pcc"]["faces"][0] for r in results}) == 7
+    # A reference an earlier run trained under another axis's name is found, not trained again.
+    finished = tmp_path / "variants" / "length-case2-cap6" / "result.json"
+    finished.parent.mkdir(parents=True)
+    finished.write_text("{}")
+    trained.clear()
+    ablate(options, executor)
+    assert "length-case2-cap6" in [t.ident for t in trained]
+    assert "normalisation-case2-frame_mean" not in [t.ident for t in trained]
 
 
 def test_profiles_of_the_size_and_length_axes() -> None:

@@ -14,8 +14,9 @@ Axes (each a list of variants; the first is the reference the others are compare
 
 Every variant is an independent :class:`Training` (its targets, twin, profile and normalisation), so an
 executor (``executor(tasks, function)``, as :mod:`.reproduce` uses) may run them anywhere; pairs files are
-rendered first (one :class:`Render` per distinct set × twin), then the trainings. Each training writes
-``variants/<id>/result.json`` last: a rerun skips finished variants, resumes rendering and training.
+rendered first (one :class:`Render` per distinct set × twin), then the trainings (one per distinct
+training: the axes share their reference). Each training writes ``variants/<id>/result.json`` last: a
+rerun skips finished variants, resumes rendering and training.
 Intervals: :mod:`.statistics` (bootstrap over test images; differences paired on the same images);
 each result also holds the constant-output baseline (the variant's mean training target).
 Outputs: ``ablation.md`` (a report section), ``ablation.json`` and ``ablation-<axis>.png``
@@ -116,6 +117,19 @@ class Training:
     def ident(self) -> str:
         return f"{self.axis}-case{self.case}-{self.label}"
 
+    @property
+    def work(self) -> Training:
+        """What is trained and evaluated, without the axis and label naming it: equal work, one training."""
+        return dataclasses.replace(self, axis="", label="")
+
+    @property
+    def result(self) -> Path:
+        return Path(self.out_dir) / "variants" / self.ident / "result.json"
+
+    @property
+    def finished(self) -> bool:
+        return self.result.exists()
+
 
 def run_local(tasks: Sequence[T], function: Callable[[T], R]) -> list[R]:
     """The default executor: one task after another, in this process."""
@@ -126,7 +140,14 @@ def ablate(options: Options, executor: Callable[..., list[Any]] = run_local) -> 
     """Plan, render, train and evaluate every variant, then write the report section; the results."""
     renders, trainings = plan(options)
     executor(renders, run_render)
-    results = executor(trainings, run_training)
+    # Each axis's reference (pwm, frame_mean, the profile, its epoch cap) is the same training: run it once.
+    unique: dict[Training, Training] = {}
+    for training in trainings:
+        chosen = unique.setdefault(training.work, training)
+        if not chosen.finished and training.finished:  # an earlier run trained it under this name
+            unique[training.work] = training
+    done = dict(zip(unique, executor(list(unique.values()), run_training), strict=True))
+    results = [{**done[t.work], "axis": t.axis, "label": t.label} for t in trainings]
     from specklenet.training.ablate_report import write_section
 
     return write_section(results, Path(options.out_dir))
@@ -228,9 +249,8 @@ def run_render(task: Render) -> dict[str, Any]:
 
 def run_training(task: Training) -> dict[str, Any]:
     """Train, export and evaluate one variant (skipped when its result exists); its result."""
-    out = Path(task.out_dir)
-    folder = out / "variants" / task.ident
-    done = folder / "result.json"
+    out, done = Path(task.out_dir), task.result
+    folder = done.parent
     if done.exists():
         return json.loads(done.read_text())
     from specklenet.training.evaluate import Reconstructor, baseline_metrics, evaluate
