@@ -41,7 +41,7 @@ EXIT_UNREACHABLE = 3
 
 EXIT_STATUSES_HELP = (
     "exit status: 0 ok; 1 the daemon refused or the job failed (its reason is printed) or a local "
-    "error; 2 usage error; 3 the daemon is unreachable (a command got no reply within its --timeout)"
+    "error; 2 usage error; 3 the daemon is unreachable (a control command got no reply within its --timeout)"
 )
 
 
