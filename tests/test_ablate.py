@@ -106,10 +106,16 @@ def test_intervals_cover_the_mean_and_paired_differences_cancel_image_spread() -
     assert not paired_difference(b, b).excludes(0.0)
 
 
-def test_ci_ablation_end_to_end_records_the_normalisation_in_the_model(tmp_path: Path) -> None:
+def test_ci_ablation_end_to_end_records_the_normalisation_in_the_model(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """One variant (an export takes seconds): trained, exported, evaluated as the daemon would, reported."""
     options = _options(tmp_path, axes=("normalisation",), cases=("2",), normalisations=("equalised",))
-    summary = ablate(options)
+    with caplog.at_level("INFO", logger="specklenet.training.ablate"):
+        summary = ablate(options)
+    # A long ablation says where it is: each render, and each variant as it starts and ends.
+    assert "4 pairs files to render, 1 trainings for 1 variants" in caplog.text
+    assert "variant normalisation-case2-equalised: done in" in caplog.text and "faces PCC" in caplog.text
     (row,) = summary["normalisation"]["2"]
     # The exported model carries the normalisation it was trained with; evaluation applied that one.
     assert row["label"] == "equalised" and row["normalisation"] == "equalised"

@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,12 @@ def ablate(options: Options, executor: Callable[..., list[Any]] = run_local) -> 
         chosen = unique.setdefault(training.work, training)
         if not chosen.finished and training.finished:  # an earlier run trained it under this name
             unique[training.work] = training
+    _logger.info(
+        "ablation: %d pairs files to render, %d trainings for %d variants",
+        len(renders),
+        len(unique),
+        len(trainings),
+    )
     done = dict(zip(unique, executor(list(unique.values()), run_training), strict=True))
     results = [{**done[t.work], "axis": t.axis, "label": t.label} for t in trainings]
     from specklenet.training.ablate_report import write_section
@@ -244,6 +251,7 @@ def run_render(task: Render) -> dict[str, Any]:
     device = "cpu" if task.device == "cpu" else "auto"
     twin = Twin(task.twin, seed=task.seed)
     result = simulate(out / task.targets, out / task.pairs, twin, device=device, progress=False)
+    _logger.info("%s: %d frames rendered", task.pairs, result.rendered)
     return {"pairs": task.pairs, "rendered": result.rendered}
 
 
@@ -258,6 +266,8 @@ def run_training(task: Training) -> dict[str, Any]:
     from specklenet.training.pairdata import load_pairs
     from specklenet.training.train import fit
 
+    started = time.monotonic()
+    _logger.info("variant %s: training (profile %s, %s)", task.ident, task.profile.name, task.normalisation)
     pairs = load_pairs(
         out / task.train_pairs,
         output_px=task.profile.model.resolution_px,
@@ -282,6 +292,8 @@ def run_training(task: Training) -> dict[str, Any]:
     result["baseline_pcc"] = {
         name: baseline_metrics(e, mean_target)["pcc"].tolist() for name, e in evaluations.items()
     }
+    scores = ", ".join(f"{name} PCC {np.mean(pcc):.3f}" for name, pcc in result["pcc"].items())
+    _logger.info("variant %s: done in %.0f s (%s)", task.ident, time.monotonic() - started, scores)
     partial = done.with_name("result.json.partial")
     partial.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(partial, done)
