@@ -137,12 +137,17 @@ def test_ci_ablation_end_to_end_records_the_normalisation_in_the_model(
 
 
 @pytest.mark.slow
-def test_ci_ablation_of_every_axis_from_the_command_line(tmp_path: Path) -> None:
+def test_ci_ablation_of_every_axis_from_the_command_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
     status = main(
         ["ablate", "-o", str(tmp_path), "--profile", "ci", "--cases", "2", "--n-train", "12", "--n-test", "3",
          "--memory-px", "4,16", "--device", "cpu"]
     )  # fmt: skip
     assert status == 0
+    log = capfd.readouterr().err  # the command says where it is, epoch by epoch and variant by variant
+    assert "26 pairs files to render, 9 trainings for 12 variants" in log
+    assert "variant memory-case5-me16px: done in" in log and "epoch 1: train loss" in log
     summary = json.loads((tmp_path / "ablation.json").read_text())
     assert set(summary) == {"normalisation", "grey_model", "size", "length", "memory"}
     assert [row["normalisation"] for row in summary["normalisation"]["2"]] == [

@@ -140,7 +140,6 @@ def run_local(tasks: Sequence[T], function: Callable[[T], R]) -> list[R]:
 def ablate(options: Options, executor: Callable[..., list[Any]] = run_local) -> dict[str, Any]:
     """Plan, render, train and evaluate every variant, then write the report section; the results."""
     renders, trainings = plan(options)
-    executor(renders, run_render)
     # Each axis's reference (pwm, frame_mean, the profile, its epoch cap) is the same training: run it once.
     unique: dict[Training, Training] = {}
     for training in trainings:
@@ -153,6 +152,7 @@ def ablate(options: Options, executor: Callable[..., list[Any]] = run_local) -> 
         len(unique),
         len(trainings),
     )
+    executor(renders, run_render)
     done = dict(zip(unique, executor(list(unique.values()), run_training), strict=True))
     results = [{**done[t.work], "axis": t.axis, "label": t.label} for t in trainings]
     from specklenet.training.ablate_report import write_section
@@ -353,7 +353,10 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    summary = ablate(options, make_executor(args.executor) or run_local)
+    from specklenet.training.cli import logging_to_stderr
+
+    with logging_to_stderr():
+        summary = ablate(options, make_executor(args.executor) or run_local)
     print(f"{args.output}/ablation.md: {sum(len(c) for c in summary.values())} axis × case tables")
     return 0
 

@@ -7,14 +7,12 @@ Each command parses its options and calls the library (:mod:`.train`, :mod:`.exp
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from specklenet.daemon.normalisation import METHODS
+from specklenet.training.cli import logging_to_stderr
 
 PROFILE_HELP = (
     "training profile: 'ci' (seconds on a CPU, for tests), 'quick' (every case on a 2-core CPU in about an "
@@ -79,12 +77,12 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.ddp:
         from specklenet.training.ddp import fit_distributed
 
-        with _logging_to_stderr():
+        with logging_to_stderr():
             result = fit_distributed(pairs, profile, args.output, device=args.device)
         if os.environ.get("RANK") == "0":
             print(f"{args.output}: {result.stopped} after {result.epochs} epochs (DDP, see ddp.json)")
         return 0
-    with _logging_to_stderr():
+    with logging_to_stderr():
         try:
             result = fit(
                 pairs, profile, args.output, device=args.device, restart=args.restart, progress=_tty()
@@ -263,7 +261,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         device=args.device,
         progress=_tty(),
     )
-    with _logging_to_stderr():
+    with logging_to_stderr():
         try:
             executor = make_executor(args.executor, gpus_per_task=args.gpus_per_task)
             report = reproduce(options) if executor is None else reproduce(options, executor)
@@ -280,22 +278,3 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 def _tty() -> bool:
     return sys.stderr.isatty()
-
-
-@contextlib.contextmanager
-def _logging_to_stderr() -> Iterator[None]:
-    """Progress lines of the library (epoch summaries, stages) on stderr, without breaking tqdm bars."""
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    logger = logging.getLogger("specklenet")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        with logging_redirect_tqdm([logger]):
-            yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
