@@ -83,6 +83,24 @@ def test_the_axes_share_their_reference_training(tmp_path: Path, monkeypatch: py
     assert "normalisation-case2-frame_mean" not in [t.ident for t in trained]
 
 
+@pytest.mark.parametrize("progress", [False, True])
+def test_dataset_progress_bars_follow_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, progress: bool
+) -> None:
+    from specklenet.training import cases
+
+    seen: list[bool] = []
+    build_case = cases.build_case
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["progress"])
+        return build_case(*args, **kwargs)
+
+    monkeypatch.setattr(cases, "build_case", spy)
+    plan(_options(tmp_path, axes=("normalisation",), cases=("2",), progress=progress))
+    assert seen == [progress]  # no bars written into a log file by `ablate … 2> log`
+
+
 def test_profiles_of_the_size_and_length_axes() -> None:
     larger = larger_profile(CI)
     assert (larger.model.resolution_px, larger.model.base_width) == (64, 8)

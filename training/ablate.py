@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ class Options:
         n_train, n_test: training targets per case, test images per kind (None: the profile's).
         normalisations, grey_models, memory_px: the variants of those axes (the first: the reference).
         data_dir: MNIST/LFW folder (None: the embedded stand-ins); seed: data split, twin, noise.
-        twin: the reference twin; device: torch device for training; progress: progress bars.
+        twin: the reference twin; device: torch device for training; progress: progress bars while
+            loading the datasets (the renders and trainings log lines instead: they may run on Ray).
     """
 
     profile: Profile
@@ -185,7 +187,12 @@ def plan(options: Options) -> tuple[list[Render], list[Training]]:
     for axis, case, label, twin, profile, normalisation in _variants(options):
         if case not in built:
             built[case] = build_case(
-                case, data_dir=options.data_dir, seed=options.seed, n_train=n_train, n_test=n_test
+                case,
+                data_dir=options.data_dir,
+                seed=options.seed,
+                n_train=n_train,
+                n_test=n_test,
+                progress=options.progress,
             )
         data = built[case]
         tests = tuple((name, pairs_of(targets, twin)) for name, targets in data.tests.items())
@@ -352,6 +359,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         seed=args.seed,
         device=args.device,
+        progress=sys.stderr.isatty(),  # bars in a log file are noise
     )
     from specklenet.training.cli import logging_to_stderr
 
