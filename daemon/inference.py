@@ -209,15 +209,25 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def normalise_into(counts: np.ndarray, normalisation: Normalisation, out: np.ndarray) -> None:
-    """``normalisation.apply(counts)`` written into ``out`` (float32, same shape) without temporaries
-    of frame size; bit-identical to :meth:`Normalisation.apply` on one frame."""
+    """``normalisation.apply(counts)`` written into ``out`` (float32, same shape), bit-identical to
+    :meth:`Normalisation.apply` on one frame, for every method; without temporaries of frame size
+    except for ``"equalised"`` (an ablation's method: it ranks the frame)."""
+    method = normalisation.method
+    if method == "equalised":
+        np.copyto(out, normalisation.apply(counts))
+        return
     np.subtract(counts, np.float32(normalisation.dark_offset_counts), out=out, dtype=np.float32)
     np.maximum(out, np.float32(0.0), out=out)
-    if normalisation.method == "fixed":
+    if method == "fixed":
         scale = normalisation.full_scale_counts - normalisation.dark_offset_counts
         np.divide(out, np.float32(scale), out=out)
-    else:
-        mean = np.mean(out, axis=(-2, -1), keepdims=True)
+        return
+    mean = np.mean(out, axis=(-2, -1), keepdims=True)
+    if method == "zscore":
+        np.subtract(out, mean, out=out)
+        spread = np.std(out, axis=(-2, -1), keepdims=True)
+        np.divide(out, np.clip(spread, np.float32(1e-6), None), out=out)
+    else:  # frame_mean
         np.divide(out, np.clip(mean, np.float32(1e-6), None), out=out)
 
 

@@ -18,7 +18,7 @@ from twin_pairs import cached_twin_pairs, shapes
 
 from specklenet.daemon.errors import ModelError
 from specklenet.daemon.inference import Reconstructor, normalise_into, pearson, resize, resize_taps
-from specklenet.daemon.normalisation import Normalisation
+from specklenet.daemon.normalisation import METHODS, Normalisation
 from specklenet.daemon.providers import CPU, CUDA, PREFERENCE, TENSORRT, rank_providers
 from specklenet.training.evaluate import evaluate
 from specklenet.training.metrics import pcc as training_pcc
@@ -179,7 +179,7 @@ def test_a_closed_reconstructor_refuses_frames(ci_model: Path) -> None:
         reconstructor.reconstruct(np.ones(FRAME, np.float32))
 
 
-@pytest.mark.parametrize("method", ["frame_mean", "fixed"])
+@pytest.mark.parametrize("method", METHODS)  # every method a model's metadata may name
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16])
 def test_in_place_normalisation_is_bit_identical_to_normalisation_apply(method: str, dtype: type) -> None:
     rng = np.random.default_rng(3)
