@@ -4,18 +4,23 @@ A model's ONNX metadata records the normalisation it was trained with (:meth:`No
 the daemon rebuilds it from there (:meth:`Normalisation.from_metadata`) instead of being told separately.
 
 Methods (each starts by subtracting the dark offset and clipping at 0):
-    ``"frame_mean"`` (default): divide each frame by its own mean, so every frame has mean 1 whatever
-    the exposure or the target's brightness (the mean only).
+    ``"frame_mean"``: divide each frame by its own mean, so every frame has mean 1 whatever the
+    exposure or the target's brightness (the mean only; the paper names no normalisation, and this
+    is the closest to what it describes).
     ``"fixed"``: divide by the ADC range above the dark offset, giving [0, 1].
-    ``"zscore"``: per-frame z-score, (signal − mean) / standard deviation: mean 0 and spread 1, so
-    frames of different speckle contrast (grey targets, partly incoherent planes) look alike.
+    ``"zscore"`` (default): per-frame z-score, (signal − mean) / standard deviation: mean 0 and
+    spread 1, so frames of different speckle contrast (grey targets, partly incoherent planes) look
+    alike.
     ``"equalised"``: contrast-equalised, per-frame histogram equalisation: each pixel becomes the
     empirical CDF of its frame at its value, ties at their mid-rank ((#below + #at-or-below) / 2n),
     in [0, 1] and uniform whatever the frame's histogram. Exact in float32 (integer ranks over a
     power of two for 256² frames), so numpy and torch agree bit for bit.
 
-Only ``"frame_mean"`` reproduces the paper's preprocessing; the others are for the ablation
-(``specklenet-train ablate``). The daemon applies whichever the model's metadata names.
+:data:`DEFAULT_METHOD` (``"zscore"``) is what new models are trained with unless told otherwise: the
+ablation (``specklenet-train ablate``; the evidence is in ``docs/results/quick/README.md``) found that
+it carries digits across to networks trained on grey targets (case 4c) and faces to networks trained
+on digits (case 2), whose test speckle has another contrast than their training speckle, at a small
+cost on a network's own kind. The daemon applies whichever the model's metadata names.
 
 Works on numpy arrays and on torch tensors (array API), ``frames[index, row, column]`` or one
 ``frame[row, column]``. Pure function of its input: thread-safe.
@@ -32,6 +37,7 @@ from specklenet.daemon.errors import ConfigError
 
 METHODS = ("frame_mean", "fixed", "zscore", "equalised")
 Method = Literal["frame_mean", "fixed", "zscore", "equalised"]
+DEFAULT_METHOD: Method = "zscore"
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class Normalisation:
         full_scale_counts: the ADC's largest count (``"fixed"`` only).
     """
 
-    method: Method = "frame_mean"
+    method: Method = DEFAULT_METHOD
     dark_offset_counts: float = 16.0
     full_scale_counts: float = 4095.0
 

@@ -6,12 +6,18 @@ import csv
 import json
 from pathlib import Path
 
+import onnxruntime
 import pytest
 from twin_pairs import cached_twin_pairs
 
+from specklenet.daemon.errors import ConfigError
+from specklenet.daemon.normalisation import DEFAULT_METHOD
 from specklenet.training import evaluate as evaluate_module
 from specklenet.training.cli import main
 from specklenet.training.datasets import StandInWarning
+from specklenet.training.profiles import load_profile
+from specklenet.training.reproduce import Options
+from specklenet.training.reproduce import _check_settings as check_settings
 
 
 def test_help_lists_the_model_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -118,3 +124,21 @@ def test_reproduce_runs_cases_over_seeds_end_to_end_and_resumes(
 
     assert main([*command[:-4], "--n-train", "30", "--n-test", "3"]) == 2
     assert "other settings (n_train)" in capsys.readouterr().err
+
+    # Every training used the default normalisation, and the models tell the daemon so.
+    assert f"normalised by {DEFAULT_METHOD}" in report
+    model = out / "models" / "case2-seed0.onnx"
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map["normalisation.method"] == DEFAULT_METHOD
+    assert main([*command, "--normalisation", "frame_mean"]) == 2
+    assert "other settings (normalisation)" in capsys.readouterr().err
+
+
+def test_a_report_from_before_the_normalisation_setting_resumes_as_mean_only(tmp_path: Path) -> None:
+    settings = Options(profile=load_profile("ci"), out_dir=tmp_path, normalisation="frame_mean").settings()
+    older = {key: value for key, value in settings.items() if key != "normalisation"}
+    (tmp_path / "settings.json").write_text(json.dumps(older, default=str))
+    check_settings(tmp_path / "settings.json", settings)  # the same reproduction: accepted
+    zscore = {**settings, "normalisation": "zscore"}
+    with pytest.raises(ConfigError, match=r"other settings \(normalisation\)"):
+        check_settings(tmp_path / "settings.json", zscore)

@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional
 
 from specklenet.daemon.errors import FileFormatError
-from specklenet.daemon.normalisation import Method, Normalisation
+from specklenet.daemon.normalisation import DEFAULT_METHOD, Method, Normalisation
 from specklenet.daemon.records import Targets, read_pairs
 
 _CHUNK = 256  # frames normalised at a time: bounds the temporary memory to a few 100 MB
@@ -93,7 +93,7 @@ def load_pairs(
     output_px: int,
     normalisation: Normalisation | None = None,
     indices: Iterable[int] | None = None,
-    method: Method = "frame_mean",
+    method: Method = DEFAULT_METHOD,
 ) -> PairTensors:
     """Read the complete pairs of a pairs file (or those at ``indices``) into memory.
 

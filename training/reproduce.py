@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from specklenet.daemon.errors import ConfigError
+from specklenet.daemon.normalisation import DEFAULT_METHOD, METHODS, Method
 from specklenet.daemon.records import Targets, write_targets
 from specklenet.daemon.twin import Twin, TwinConfig
 from specklenet.training import analysis
@@ -73,6 +74,8 @@ class Options:
         seed: dataset split and draws; the first seed's twin screens and camera noise.
         seeds: independent repetitions: seed k uses the twin seed ``seed + k`` (another diffuser) and
             initial weights ``profile.seed + k``, on the same targets and test images.
+        normalisation: the speckle normalisation of every training (a method of
+            :mod:`specklenet.daemon.normalisation`).
         device: torch device for training (None: CUDA when present); the twin follows suit.
         progress: show progress bars.
         twin: the optical twin's configuration.
@@ -86,6 +89,7 @@ class Options:
     n_test: int | None = None
     seed: int = 0
     seeds: int = 1
+    normalisation: Method = DEFAULT_METHOD
     device: str | None = None
     progress: bool = True
     twin: TwinConfig = field(default_factory=TwinConfig)
@@ -107,6 +111,7 @@ class Options:
             "n_test": self.n_test or self.profile.n_test,
             "seed": self.seed,
             "twin": dataclasses.asdict(self.twin),
+            "normalisation": self.normalisation,
         }
 
 
@@ -140,11 +145,15 @@ def plan(options: Options) -> Plan:
     """Write every case's targets files and training-set analysis; list the tasks that remain."""
     if options.seeds < 1:
         raise ConfigError(f"seeds: must be >= 1, got {options.seeds}")
+    if options.normalisation not in METHODS:
+        raise ConfigError(f"normalisation: expected one of {METHODS}, got {options.normalisation!r}")
     out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out / "settings.json", options.settings())
     settings = options.settings()
-    context = Context(str(out), options.profile, options.twin, options.device, options.progress)
+    context = Context(
+        str(out), options.profile, options.twin, options.device, options.progress, options.normalisation
+    )
     cases: dict[str, dict[str, Any]] = {}
     sets: dict[str, dict[str, Any]] = {}  # case → {"train": path, "tests": {name: path}, "probe": path}
     for name in options.case_names():
@@ -235,7 +244,8 @@ def _twin_key(twin: Twin) -> str:
 def _check_settings(path: Path, settings: dict[str, Any]) -> None:
     normalised = json.loads(json.dumps(settings, default=str))
     if path.exists():
-        previous = json.loads(path.read_text())
+        # Reports made before the normalisation was a setting used the mean-only one.
+        previous = {"normalisation": "frame_mean"} | json.loads(path.read_text())
         if previous != normalised:
             changed = sorted(key for key in normalised if previous.get(key) != normalised[key])
             raise ConfigError(

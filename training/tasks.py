@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from specklenet.daemon.normalisation import DEFAULT_METHOD, Method
 from specklenet.daemon.twin import Twin, TwinConfig
 from specklenet.training.cases import TABLE1_COUNT
 from specklenet.training.profiles import Profile
@@ -63,6 +64,7 @@ class Context:
     twin: TwinConfig
     device: str | None = None
     progress: bool = False
+    normalisation: Method = DEFAULT_METHOD  # of every training (specklenet.daemon.normalisation)
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ def run_train(task: TrainTask) -> dict[str, dict[str, Any]]:
 
     profile = dataclasses.replace(task.context.profile, seed=task.weights_seed)
     started = time.perf_counter()
-    pairs = load_pairs(out / task.train_pairs, output_px=profile.model.resolution_px)
+    resolution, method = profile.model.resolution_px, task.context.normalisation
+    pairs = load_pairs(out / task.train_pairs, output_px=resolution, method=method)
     mean_target = pairs.truth[:, 0].double().mean(dim=0).numpy()  # the constant-output baseline
     training_case = pairs.targets.case
     fitted = fit(
