@@ -83,6 +83,51 @@ def test_the_axes_share_their_reference_training(tmp_path: Path, monkeypatch: py
     assert "normalisation-case2-frame_mean" not in [t.ident for t in trained]
 
 
+def test_seeds_repeat_the_ablation_in_their_own_folders_and_are_pooled(tmp_path: Path) -> None:
+    renders: list = []
+    trained: list = []
+
+    def executor(tasks, function):  # renders nothing; "trains" to a PCC set by seed and method
+        if function is not run_training:
+            renders.extend(tasks)
+            return [None] * len(tasks)
+        trained.extend(tasks)
+        results = []
+        for task in tasks:
+            k = int(Path(task.out_dir).name.removeprefix("seed"))
+            level = 0.5 + 0.1 * k + (0.2 if task.normalisation == "zscore" else 0.0)
+            results.append(
+                {
+                    "case": task.case,
+                    "profile": task.profile.name,
+                    "normalisation": task.normalisation,
+                    "training": {"epochs": 3 + k, "stopped": "max-epochs"},
+                    "pcc": {"faces": [level + 0.01 * i for i in range(4)]},
+                    "baseline_pcc": {"faces": [0.3 + 0.1 * k] * 4},
+                }
+            )
+        return results
+
+    summary = ablate(_options(tmp_path, axes=("normalisation",), cases=("2",)), executor, seeds=2)
+    assert sorted({(Path(t.out_dir).name) for t in trained}) == ["seed0", "seed1"]
+    assert len(trained) == 2 * 3
+    assert {r.seed for r in renders} == {0, 1}  # another split, diffuser and noise per seed
+    rows = {row["label"]: row for row in summary["normalisation"]["2"]}
+    assert list(rows) == ["frame_mean", "zscore", "equalised"]
+    faces = rows["frame_mean"]["tests"]["faces"]
+    assert faces["pcc"]["mean"] == pytest.approx(0.565)  # both seeds' images
+    assert faces["pcc"]["low"] < 0.54 and faces["pcc"]["high"] > 0.59  # the seeds' spread is in it
+    assert faces["baseline"]["mean"] == pytest.approx(0.35)
+    assert rows["zscore"]["tests"]["faces"]["vs_reference"]["mean"] == pytest.approx(0.2)
+    assert rows["frame_mean"]["training"]["epochs"] == "3/4"
+    assert "Pooled over 2 seeds" in (tmp_path / "ablation.md").read_text()
+    for k in (0, 1):
+        section = (tmp_path / f"seed{k}" / "ablation.md").read_text()
+        assert "One training per variant" in section
+    with pytest.raises(ConfigError, match="seeds must be >= 1"):
+        ablate(_options(tmp_path), executor, seeds=0)
+
+
 @pytest.mark.parametrize("progress", [False, True])
 def test_dataset_progress_bars_follow_the_option(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, progress: bool

@@ -139,8 +139,34 @@ def run_local(tasks: Sequence[T], function: Callable[[T], R]) -> list[R]:
     return [function(task) for task in tasks]
 
 
-def ablate(options: Options, executor: Callable[..., list[Any]] = run_local) -> dict[str, Any]:
-    """Plan, render, train and evaluate every variant, then write the report section; the results."""
+def ablate(
+    options: Options, executor: Callable[..., list[Any]] = run_local, *, seeds: int = 1
+) -> dict[str, Any]:
+    """Plan, render, train and evaluate every variant, then write the report section; the summary.
+
+    ``seeds`` > 1 repeats the whole ablation with seeds ``options.seed + k`` (another data split,
+    diffuser, camera noise and initial weights), each in ``out_dir/seed<k>/`` with its own section,
+    and writes the section pooled over the seeds in ``out_dir``: intervals over seeds and images, each
+    difference paired on a seed's own images.
+    """
+    from specklenet.training.ablate_report import pool_seeds, write_section
+
+    if seeds < 1:
+        raise ConfigError(f"ablate: seeds must be >= 1, got {seeds}")
+    if seeds == 1:
+        return write_section(_results(options, executor), Path(options.out_dir))
+    per_seed = []
+    for k in range(seeds):
+        folder = Path(options.out_dir) / f"seed{k}"
+        _logger.info("ablation: seed %d of %d in %s", k + 1, seeds, folder)
+        results = _results(dataclasses.replace(options, out_dir=folder, seed=options.seed + k), executor)
+        write_section(results, folder)
+        per_seed.append(results)
+    return write_section(pool_seeds(per_seed), Path(options.out_dir), seeds=seeds)
+
+
+def _results(options: Options, executor: Callable[..., list[Any]]) -> list[dict[str, Any]]:
+    """Every variant's result (``variants/<id>/result.json``), rendering and training what is missing."""
     renders, trainings = plan(options)
     # Each axis's reference (pwm, frame_mean, the profile, its epoch cap) is the same training: run it once.
     unique: dict[Training, Training] = {}
@@ -156,10 +182,7 @@ def ablate(options: Options, executor: Callable[..., list[Any]] = run_local) -> 
     )
     executor(renders, run_render)
     done = dict(zip(unique, executor(list(unique.values()), run_training), strict=True))
-    results = [{**done[t.work], "axis": t.axis, "label": t.label} for t in trainings]
-    from specklenet.training.ablate_report import write_section
-
-    return write_section(results, Path(options.out_dir))
+    return [{**done[t.work], "axis": t.axis, "label": t.label} for t in trainings]
 
 
 def plan(options: Options) -> tuple[list[Render], list[Training]]:
@@ -339,6 +362,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data-dir", type=Path, default=None, help="folder with mnist/ and lfw/")
     parser.add_argument("--seed", type=int, default=0, help="data split, twin and noise seed")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="repeat the ablation with seeds SEED..SEED+N-1 (each in OUTPUT/seed<k>/) and pool them: "
+        "intervals then cover the spread between trainings too (default: 1)",
+    )
     parser.add_argument("--device", default=None, help="torch device (default: CUDA if present)")
     parser.add_argument("--executor", choices=("local", "ray"), default="local", help="where variants run")
     parser.set_defaults(run=run)
@@ -364,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
     from specklenet.training.cli import logging_to_stderr
 
     with logging_to_stderr():
-        summary = ablate(options, make_executor(args.executor) or run_local)
+        summary = ablate(options, make_executor(args.executor) or run_local, seeds=args.seeds)
     print(f"{args.output}/ablation.md: {sum(len(c) for c in summary.values())} axis × case tables")
     return 0
 

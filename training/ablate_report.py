@@ -58,19 +58,53 @@ def _bounds(estimate: Estimate) -> dict[str, float]:
     return {"mean": estimate.mean, "low": estimate.low, "high": estimate.high}
 
 
-def write_section(results: list[dict[str, Any]], out: Path) -> dict[str, Any]:
-    """Write ``ablation.md``, ``ablation.json`` and ``ablation-<axis>.png`` under ``out``; the summary."""
+def pool_seeds(per_seed: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One result per variant from the same ablation's results under several seeds: each test's PCC
+    and baseline become ``[seed][image]``, epochs and stops are listed per seed. Variants missing
+    from any seed are left out; the order is the first seed's."""
+    by_seed = [{(r["axis"], r["case"], r["label"]): r for r in results} for results in per_seed]
+    pooled = []
+    for key, first in by_seed[0].items():
+        runs = [seed[key] for seed in by_seed if key in seed]
+        if len(runs) < len(by_seed):
+            continue
+        baselines = first.get("baseline_pcc", {})  # absent in results of older versions
+        pooled.append(
+            first
+            | {
+                "pcc": {test: [run["pcc"][test] for run in runs] for test in first["pcc"]},
+                "baseline_pcc": {test: [run["baseline_pcc"][test] for run in runs] for test in baselines},
+                "training": {
+                    field: "/".join(str(run["training"][field]) for run in runs)
+                    for field in ("epochs", "stopped")
+                },
+            }
+        )
+    return pooled
+
+
+def write_section(results: list[dict[str, Any]], out: Path, *, seeds: int = 1) -> dict[str, Any]:
+    """Write ``ablation.md``, ``ablation.json`` and ``ablation-<axis>.png`` under ``out``; the summary.
+
+    ``seeds`` > 1: ``results`` are :func:`pool_seeds`'s, and the text says what the intervals cover.
+    """
     summary = summarise(results)
     (out / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    spread = (
+        f"Pooled over {seeds} seeds (each its own data split, diffuser, camera noise and initial weights; "
+        "`seed<k>/ablation.md` has each seed's section): intervals are two-stage bootstraps over seeds "
+        "and test images, and each seed's differences are paired on its own images."
+        if seeds > 1
+        else "One training per variant: the intervals cover the test images, not the spread between "
+        "trainings (initial weights, diffuser) that `reproduce --seeds` and `ablate --seeds` measure."
+    )
     lines = [
         "## Ablations",
         "",
         "Mean PCC over the test images with its 95 % bootstrap interval; Δ: the paired difference to the "
         "axis's first variant on the same images (bold where its interval excludes 0: a change); "
         "baseline: the constant output (the variant's mean training target as every reconstruction), "
-        "drawn as a black tick in the figures. One training per variant: the intervals cover the test "
-        "images, not the spread between trainings (initial weights, diffuser) that `reproduce --seeds` "
-        "measures.",
+        f"drawn as a black tick in the figures. {spread}",
         "",
     ]
     for axis, cases in summary.items():
