@@ -111,7 +111,7 @@ def write_section(results: list[dict[str, Any]], out: Path, *, seeds: int = 1) -
         lines += [f"### {TITLES[axis]}", "", f"![{axis}](ablation-{axis}.png)", ""]
         for case, rows in cases.items():
             lines += [f"Case {case}:", "", *_case_table(rows), ""]
-        _figure(axis, cases, out / f"ablation-{axis}.png")
+        _figure(axis, cases, out / f"ablation-{axis}.png", f" ({seeds} seeds pooled)" if seeds > 1 else "")
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     return summary
 
@@ -141,7 +141,7 @@ def _interval(value: dict[str, float]) -> str:
     return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
 
 
-def _figure(axis: str, cases: dict[str, list[dict[str, Any]]], path: Path) -> None:
+def _figure(axis: str, cases: dict[str, list[dict[str, Any]]], path: Path, note: str = "") -> None:
     """Grouped bars: one panel per case, one group per test set, one bar per variant, 95 % whiskers."""
     import matplotlib
 
@@ -164,7 +164,7 @@ def _figure(axis: str, cases: dict[str, list[dict[str, Any]]], path: Path) -> No
         panel.set_title(f"case {case}", fontsize=9)
         panel.set_ylabel("PCC (95 % interval)")
         panel.legend(fontsize=7)
-    fig.suptitle(TITLES[axis], fontsize=10)
+    fig.suptitle(TITLES[axis] + note, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
