@@ -2,7 +2,7 @@
 
 Axes (each a list of variants; the first is the reference the others are compared with):
 
-``normalisation``  the speckle normalisation: ``frame_mean`` (the paper's), ``zscore``, ``equalised``
+``normalisation``  the speckle normalisation: ``frame_mean`` (mean only), ``zscore``, ``equalised``
                    (:mod:`specklenet.daemon.normalisation`; recorded in each model's metadata).
 ``grey_model``     the DMD's grey model in the twin: ``pwm`` (the bench), ``amplitude``, ``incoherent``
                    (ablations only; training and test sets rendered through the same twin).
@@ -20,8 +20,9 @@ rerun skips finished variants, resumes rendering and training.
 Intervals: :mod:`.statistics` (bootstrap over test images; differences paired on the same images);
 each result also holds the constant-output baseline (the variant's mean training target).
 Outputs: ``ablation.md`` (a report section), ``ablation.json`` and ``ablation-<axis>.png``
-(:mod:`.ablate_report`). Over 300 lines: the task descriptions, their functions and the subcommand's
-command line belong together (``COMMAND_MODULES`` registers this module).
+(:mod:`.ablate_report`); over several seeds, each seed's in ``seed<k>/`` and the pooled ones on top.
+Over 300 lines: the task descriptions, their functions and the subcommand's command line belong
+together (``COMMAND_MODULES`` registers this module).
 """
 
 from __future__ import annotations
