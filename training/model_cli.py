@@ -61,7 +61,7 @@ def _register_fit(subparsers: argparse._SubParsersAction) -> None:
         choices=METHODS,
         default=DEFAULT_METHOD,
         help="speckle normalisation, recorded in the model's metadata so the daemon applies the same: "
-        "zscore (per-frame z-score, the default: it generalises best across datasets, see the README), "
+        "zscore (per-frame z-score, the default, chosen by the ablation: see the README), "
         "frame_mean (mean only, the closest to the paper), equalised (histogram), fixed",
     )
     parser.set_defaults(run=run_fit)
