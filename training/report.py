@@ -296,6 +296,6 @@ def _settings_text(settings: dict[str, Any]) -> str:
         f"{settings['n_test']} held-out test images per kind; {settings.get('seeds', 1)} seed(s) from "
         f"{settings['seed']} (each: another diffuser and other initial weights); data: {data}; speckle from "
         f"the optical twin ({settings['twin']['fidelity']} fidelity, {settings['twin']['diffuser']} "
-        f"diffuser), normalised by {settings.get('normalisation', 'frame_mean')}.{science}\n\n"
+        f"diffuser), normalised by {settings['normalisation']}.{science}\n\n"
         f"Settings: `{json.dumps({k: v for k, v in settings.items() if k != 'twin'}, sort_keys=True)}`"
     )

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from specklenet.daemon.errors import ConfigError
-from specklenet.daemon.normalisation import DEFAULT_METHOD, METHODS, Method
+from specklenet.daemon.normalisation import DEFAULT_METHOD, Method, Normalisation
 from specklenet.daemon.records import Targets, write_targets
 from specklenet.daemon.twin import Twin, TwinConfig
 from specklenet.training import analysis
@@ -145,8 +145,7 @@ def plan(options: Options) -> Plan:
     """Write every case's targets files and training-set analysis; list the tasks that remain."""
     if options.seeds < 1:
         raise ConfigError(f"seeds: must be >= 1, got {options.seeds}")
-    if options.normalisation not in METHODS:
-        raise ConfigError(f"normalisation: expected one of {METHODS}, got {options.normalisation!r}")
+    Normalisation(method=options.normalisation)  # refuses an unknown method before any work, naming it
     out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out / "settings.json", options.settings())
