@@ -100,6 +100,42 @@ def test_binary_canvas_needs_one_propagation_grey_up_to_eight(canvases: np.ndarr
     np.testing.assert_allclose(np.bincount(planes.canvas, weights=planes.weight), 1.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_bit_planes_merge_exactly_the_equal_planes(library: str) -> None:
+    """Planes one pixel apart stay apart, equal ones merge, empty ones go; odd canvas sizes too."""
+    import array_api_compat
+
+    from specklenet.daemon.twin.pwm import WEIGHTS, bit_planes
+
+    rng = np.random.default_rng(1)
+    canvases = np.zeros((4, 5, 7), np.uint8)
+    canvases[0] = 3  # bits 0 and 1 equal everywhere...
+    canvases[0, 4, 6] = 1  # ...but one pixel: two planes
+    canvases[1] = 255 * (rng.random((5, 7)) > 0.5)  # one plane of weight 1
+    canvases[2] = rng.integers(0, 256, (5, 7))
+    # canvases[3] stays dark: no plane at all
+    array = canvases if library == "numpy" else torch.from_numpy(canvases)
+    planes = bit_planes(array_api_compat.array_namespace(array), array)
+    got = {}
+    for canvas, coefficients, weight in zip(
+        np.asarray(planes.canvas), np.asarray(planes.coefficients), np.asarray(planes.weight), strict=True
+    ):
+        got.setdefault(int(canvas), {})[coefficients.astype(np.uint8).tobytes()] = float(weight)
+    expected: dict[int, dict[bytes, float]] = {}
+    for index, canvas in enumerate(canvases):
+        for bit in range(8):
+            plane = ((canvas >> bit) & 1).astype(np.uint8)
+            if plane.any():
+                by_plane = expected.setdefault(index, {})
+                by_plane[plane.tobytes()] = by_plane.get(plane.tobytes(), 0.0) + WEIGHTS[bit]
+    assert got.keys() == expected.keys() == {0, 1, 2}
+    assert len(got[0]) == 2 and len(got[1]) == 1
+    for index, by_plane in expected.items():
+        assert got[index].keys() == by_plane.keys()
+        for key, weight in by_plane.items():
+            assert got[index][key] == pytest.approx(weight, rel=1e-6)
+
+
 def test_frames_do_not_depend_on_their_batch_companions(twin: Twin) -> None:
     """Each frame is the same alone or beside canvases lit elsewhere, edge pixels included."""
     canvases = np.zeros((3, 128, 128), np.uint8)
