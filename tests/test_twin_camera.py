@@ -57,3 +57,19 @@ def test_each_frame_has_its_own_reproducible_noise() -> None:
     again = _expose(500.0, k=1, frames=2)
     assert not np.array_equal(a, b)
     assert np.array_equal(a, again[0]) and np.array_equal(b, again[1])
+
+
+@pytest.mark.parametrize("size", [200_001, 65_536])
+def test_normal_variates_are_standard_normal_and_independent(size: int) -> None:
+    """Box–Muller's two halves: each normal (Kolmogorov–Smirnov), uncorrelated, and neighbours too."""
+    from scipy import stats
+
+    z = chain.standard_normal(np.random.default_rng(7), size).astype(np.float64)
+    assert z.shape == (size,) and np.isfinite(z).all()
+    half = (size + 1) // 2
+    for part in (z[:half], z[half:], z):
+        assert stats.kstest(part, "norm").pvalue > 1e-3
+    pairs = min(half, size - half)
+    assert abs(np.corrcoef(z[:pairs], z[half : half + pairs])[0, 1]) < 5 / np.sqrt(pairs)
+    assert abs(np.corrcoef(z[:-1], z[1:])[0, 1]) < 5 / np.sqrt(size)
+    assert abs(np.corrcoef(z[:pairs] ** 2, z[half : half + pairs] ** 2)[0, 1]) < 5 / np.sqrt(pairs)

@@ -12,7 +12,9 @@ limit above (skewness 1/sqrt(λ) < 3 %), which draws shot and read noise togethe
 variate: 4× faster, indistinguishable in the frames.
 
 Randomness: numpy draws each frame from its own generator seeded by ``(seed, frame_id)``, so a frame
-is the same whether rendered alone or in a batch; torch draws a batch from one generator seeded by
+is the same whether rendered alone or in a batch; its normal variates come from :func:`standard_normal`
+(Box–Muller on float32 uniforms, 3× faster here than numpy's ziggurat, which took a tenth of the
+twin's time); torch draws a batch from one generator seeded by
 ``(seed, first frame id)`` on the tensor's device (not bit-identical to numpy).
 """
 
@@ -55,6 +57,29 @@ def expose(
     return _counts_torch(backend, electrons, camera, k, seed, first)
 
 
+def standard_normal(rng: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` independent standard normal float32 variates (Box–Muller transform of ``rng``'s
+    float32 uniforms, both of each pair's variates used).
+
+    The uniforms' 24 bits bound |z| below 5.77 (a larger normal variate has probability 8e-9; a
+    camera frame holds 65,536 samples). Thread-safe as far as ``rng`` is (one generator per frame).
+    """
+    half = (size + 1) // 2
+    uniform = rng.random(2 * half, dtype=np.float32)
+    radius, angle = uniform[:half], uniform[half:]
+    np.subtract(1.0, radius, out=radius)  # (0, 1]: a finite logarithm
+    np.log(radius, out=radius)
+    radius *= -2.0
+    np.sqrt(radius, out=radius)
+    angle *= np.float32(2 * np.pi)
+    z = np.empty(2 * half, np.float32)
+    np.cos(angle, out=z[:half])
+    np.sin(angle, out=z[half:])
+    z[:half] *= radius
+    z[half:] *= radius
+    return z[:size]
+
+
 def _counts_numpy(electrons: np.ndarray, camera: CameraConfig, k: float, seed: int, frame_id: int) -> None:
     """One frame, in place (a frame of samples stays in cache through the whole chain)."""
     signal = electrons
@@ -63,7 +88,7 @@ def _counts_numpy(electrons: np.ndarray, camera: CameraConfig, k: float, seed: i
     if camera.noise:
         rng = frame_generator(seed, frame_id)
         read_var = k * camera.read_noise_e**2
-        z = rng.standard_normal(signal.shape, dtype=np.float32)
+        z = standard_normal(rng, signal.size).reshape(signal.shape)
         low = signal < GAUSSIAN_LIMIT_E
         exact = rng.poisson(signal[low]) + np.sqrt(read_var) * z[low] if low.any() else None
         spread = signal + read_var
