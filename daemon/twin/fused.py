@@ -47,8 +47,8 @@ class FusedDataset:
         grid = plan.camera_grid
         # Rows padded past a power of two: the column FFT then no longer strides by exactly 4 KiB,
         # whose lines all fall into the same cache sets (30 % off the camera FFTs, same results).
-        padded = np.zeros((planes, grid, grid + _ROW_PAD), np.complex64)
-        self._camera = padded[:, :, :grid]
+        self._padded = np.zeros((planes, grid, grid + _ROW_PAD), np.complex64)
+        self._camera = self._padded[:, :, :grid]
         frame = plan.camera_grid // plan.binning
         self._rows = np.empty((planes, frame, 2 * plan.camera_grid), np.float32)
         self._binned = np.empty((planes, frame, frame), np.float32)
@@ -73,7 +73,7 @@ class FusedDataset:
             camera[:, plan.stage :, :] = 0
             self._fft(camera[:, inner, :], axis=-1)
             self._fft(camera, axis=-2)
-            self._binned_power(camera, plan.binning, total if index == 0 else self._binned[:planes])
+            self._binned_power(planes, plan.binning, total if index == 0 else self._binned[:planes])
             if index:
                 total += self._binned[:planes]
         total *= 1.0 / len(ops.exit_factors)
@@ -94,11 +94,15 @@ class FusedDataset:
     def _fft(self, view: np.ndarray, axis: int) -> None:
         scipy.fft.fft(view, axis=axis, overwrite_x=True, workers=self._workers)
 
-    def _binned_power(self, field: np.ndarray, factor: int, out: np.ndarray) -> None:
-        """``out = bin(|field|², factor)``; squares ``field`` in place (its memory is scratch)."""
-        n, rows, columns = field.shape
+    def _binned_power(self, n: int, factor: int, out: np.ndarray) -> None:
+        """``out = bin(|field|², factor)`` for ``field``, the first ``n`` planes of the camera grid,
+        which it squares in place (its memory is scratch)."""
+        field = self._camera[:n]
+        _, rows, columns = field.shape
+        # Squared whole, row padding included: one contiguous loop is 3× faster than row by row.
+        whole = self._padded[:n].view(np.float32)
+        np.square(whole, out=whole)
         pairs = field.view(np.float32)  # (n, rows, 2 * columns): re, im interleaved
-        np.square(pairs, out=pairs)
         by_rows = pairs.reshape(n, rows // factor, factor, 2 * columns)
         summed = self._rows[:n]
         np.add(by_rows[:, :, 0], by_rows[:, :, 1], out=summed)
