@@ -38,7 +38,10 @@ def _generic(twin: Twin, method, *args):
         twin.fused = True
 
 
-def test_fused_intensity_matches_the_generic_path(twin: Twin, canvases: np.ndarray) -> None:
+@pytest.mark.parametrize("frame_px", [256, 128])  # binning 2 (the default) and 4
+def test_fused_intensity_matches_the_generic_path(twin: Twin, canvases: np.ndarray, frame_px: int) -> None:
+    if frame_px != twin.config.frame_px:
+        twin = Twin(TwinConfig(frame_px=frame_px), seed=5)
     fused = twin.intensity(canvases)
     generic = _generic(twin, twin.intensity, canvases)
     np.testing.assert_allclose(fused, generic, rtol=1e-4, atol=1e-6 * float(generic.max()))
