@@ -51,7 +51,7 @@ class Benchmark:
 # expected time. The scripts' own defaults are longer runs for a closer look at one subject. On a GPU
 # machine the twin and training scripts pick CUDA themselves; live.py needs --gpu.
 BENCHMARKS = (
-    Benchmark("twin", "twin.py", ("--frames", "48", "--rounds", "5"), 300),
+    Benchmark("twin", "twin.py", ("--frames", "48", "--rounds", "9"), 300),
     Benchmark("recording", "recording.py", ("--seconds", "4", "--rates", "150,300,600,1000"), 150),
     Benchmark("records", "records.py", ("--frames", "1000"), 90),
     Benchmark("simulate", "simulate.py", ("--count", "512"), 120),

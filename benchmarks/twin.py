@@ -5,7 +5,8 @@ Usage: python benchmarks/twin.py [--frames N] [--quick] [--rounds R] [--fused-on
 First, side by side: the FFT bound of "dataset" fidelity on this CPU (two 512² complex64 FFTs per
 binary frame, scipy on all cores) and the numpy twin's frames/s on its generic array-API path
 (``twin.fused = False``, the code before the fused path) and on the fused in-place path, in
-interleaved rounds (best of each, and the median of each round's ratios). Then it renders binary
+interleaved rounds (best of each, and the median of each round's ratios with its 95 % interval from
+order statistics: the machine is shared, one run's median moves by ±10 %). Then it renders binary
 (one bit-plane) and 8-bit grey (up to eight bit-planes) canvases through the default multislice
 twin, with camera noise, on numpy (scipy.fft on all cores) and on torch (CPU, and CUDA when present),
 at "dataset" and "full" fidelity, and projects the time to synthesise a 9,950-pair case. Figures vary
@@ -21,6 +22,7 @@ import time
 
 import numpy as np
 import scipy.fft
+import scipy.stats
 from bench_table import row, save
 
 from specklenet.daemon.twin import Twin, TwinConfig
@@ -67,6 +69,24 @@ def fft_bound() -> float:
     return len(batch) / (2 * best)
 
 
+def median_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Distribution-free interval of the median of ``values`` (order statistics k and n + 1 − k,
+    the widest pair whose binomial tail stays within (1 − confidence) / 2); (nan, nan) when there
+    are too few values (fewer than 6 at 95 %)."""
+    ordered, n = np.sort(np.asarray(values, float)), len(values)
+    k = int(scipy.stats.binom.ppf((1 - confidence) / 2, n, 0.5))  # P(B ≤ k − 1) ≤ α/2 < P(B ≤ k)
+    if scipy.stats.binom.cdf(k, n, 0.5) <= (1 - confidence) / 2:
+        k += 1
+    if k < 1:
+        return float("nan"), float("nan")
+    return float(ordered[k - 1]), float(ordered[n - k])
+
+
+def _with_interval(values: np.ndarray) -> str:
+    low, high = median_interval(values)
+    return f"{np.median(values):4.2f} [{low:.2f}, {high:.2f}]"
+
+
 def side_by_side(n: int, rounds: int) -> list[dict]:
     """The FFT bound, the generic and the fused numpy path, interleaved so that load hits all three.
 
@@ -88,10 +108,13 @@ def side_by_side(n: int, rounds: int) -> list[dict]:
         bound, old, new = (np.array(rates[key]) for key in ("bound", "generic", "fused"))
         print(
             f"  {kind:6}: best FFT bound {bound.max():6.1f}/s  generic (before) {old.max():6.1f}/s"
-            f"  fused {new.max():6.1f}/s;  median per round: fused/generic {np.median(new / old):4.2f}×"
-            f"  fused/bound {np.median(new / bound):4.2f}  generic/bound {np.median(old / bound):4.2f}"
+            f"  fused {new.max():6.1f}/s;  median per round [95 %]:"
+            f" fused/generic {_with_interval(new / old)}×"
+            f"  fused/bound {_with_interval(new / bound)}  generic/bound {np.median(old / bound):4.2f}"
         )
         per_round = f"ratio: median of {rounds} interleaved rounds' ratios; figures: best round"
+        low, high = median_interval(new / bound)
+        bound_interval = f"95 % interval of the median ratio [{low:.2f}, {high:.2f}]"
         rows += [
             row(
                 f"twin dataset numpy {kind}: fused vs generic path",
@@ -109,7 +132,7 @@ def side_by_side(n: int, rounds: int) -> list[dict]:
                 baseline=bound.max(),
                 baseline_label="FFT bound" + ("" if kind == "binary" else " / 8 planes"),
                 ratio=np.median(new / bound),
-                notes=f"{per_round}; generic/bound {np.median(old / bound):.2f}",
+                notes=f"{per_round}; {bound_interval}; generic/bound {np.median(old / bound):.2f}",
             ),
         ]
     twin.fused = True
@@ -136,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--frames", type=int, default=96, help="frames per measurement (CPU)")
     parser.add_argument("--quick", action="store_true", help="numpy only, fewer frames")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the side-by-side")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds of the side-by-side")
     parser.add_argument("--fused-only", action="store_true", help="only the side-by-side")
     parser.add_argument("--json", default=None, help="also write the figures as JSON rows to this file")
     args = parser.parse_args(argv)

@@ -150,3 +150,20 @@ def test_main_writes_one_table_and_reports_failure(tmp_path: Path, monkeypatch: 
 def test_every_benchmark_script_hands_its_figures_over(bench: run_all.Benchmark) -> None:
     source = (BENCHMARKS / bench.script).read_text()
     assert '"--json"' in source and "save(" in source and "def main(argv" in source
+
+
+@pytest.mark.parametrize(("rounds", "expected"), [(5, None), (6, (1, 6)), (9, (2, 8)), (20, (6, 15))])
+def test_twin_median_interval_uses_the_binomial_order_statistics(rounds: int, expected) -> None:
+    """The 95 % interval of a median over rounds: ranks from the binomial tail, none for too few rounds."""
+    import numpy as np
+    from scipy import stats
+    from twin import median_interval
+
+    values = np.random.default_rng(rounds).permutation(np.arange(1.0, rounds + 1))  # rank r has value r
+    low, high = median_interval(values)
+    if expected is None:
+        assert np.isnan(low) and np.isnan(high)
+        return
+    assert (low, high) == expected
+    k = int(low)  # coverage of [x(k), x(n+1-k)] is 1 - 2 P(B <= k - 1), and k is the largest that keeps it
+    assert 1 - 2 * stats.binom.cdf(k - 1, rounds, 0.5) >= 0.95 > 1 - 2 * stats.binom.cdf(k, rounds, 0.5)
