@@ -299,7 +299,7 @@ class Twin:
             else:
                 right = c.astype(np.complex64) @ k[:, columns].T
             np.matmul(k[:, rows], right, out=into)
-        out *= ops.entrance
+            into *= ops.entrance  # while the plane is still in cache
 
 
 @functools.cache
