@@ -73,3 +73,10 @@ def test_normal_variates_are_standard_normal_and_independent(size: int) -> None:
     assert abs(np.corrcoef(z[:pairs], z[half : half + pairs])[0, 1]) < 5 / np.sqrt(pairs)
     assert abs(np.corrcoef(z[:-1], z[1:])[0, 1]) < 5 / np.sqrt(size)
     assert abs(np.corrcoef(z[:pairs] ** 2, z[half : half + pairs] ** 2)[0, 1]) < 5 / np.sqrt(pairs)
+
+
+def test_a_strided_frame_is_refused_not_left_unwritten() -> None:
+    """The numpy chain overwrites its input in place; a view it could not write through is an error."""
+    expected = np.full((2, 128, 256), 500.0, np.float32)[:, :, ::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        chain.expose(Backend(expected), expected, CAMERA, native_per_sample=1, seed=0, frame_ids=np.arange(2))

@@ -50,6 +50,8 @@ def expose(
     """
     k = float(native_per_sample)
     if backend.is_numpy:
+        if not electrons.flags.c_contiguous:
+            raise ValueError("electrons: a C-contiguous array is overwritten in place")
         for frame, frame_id in zip(electrons, frame_ids, strict=True):
             _counts_numpy(frame, camera, k, seed, int(frame_id))
         return electrons
@@ -81,7 +83,7 @@ def standard_normal(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _counts_numpy(electrons: np.ndarray, camera: CameraConfig, k: float, seed: int, frame_id: int) -> None:
-    """One frame, in place (a frame of samples stays in cache through the whole chain)."""
+    """One frame, C-contiguous, in place (a frame of samples stays in cache through the whole chain)."""
     signal = electrons
     np.maximum(signal, 0.0, out=signal)
     signal *= k  # expected electrons per sample
@@ -89,14 +91,16 @@ def _counts_numpy(electrons: np.ndarray, camera: CameraConfig, k: float, seed: i
         rng = frame_generator(seed, frame_id)
         read_var = k * camera.read_noise_e**2
         z = standard_normal(rng, signal.size).reshape(signal.shape)
-        low = signal < GAUSSIAN_LIMIT_E
-        exact = rng.poisson(signal[low]) + np.sqrt(read_var) * z[low] if low.any() else None
+        # The Poisson samples by flat index: boolean masks cost ~2 ns a sample each time they are
+        # used (three times), and a dark frame holds tens of thousands below the limit.
+        flat = signal.reshape(-1)  # a view: the frame is C-contiguous
+        low = np.flatnonzero(flat < GAUSSIAN_LIMIT_E)
+        exact = rng.poisson(flat.take(low)) + np.sqrt(read_var) * z.reshape(-1).take(low)
         spread = signal + read_var
         np.sqrt(spread, out=spread)
         spread *= z
         signal += spread
-        if exact is not None:
-            signal[low] = exact
+        flat[low] = exact
     np.minimum(signal, k * camera.full_well_e, out=signal)  # the full well clips after the shot noise
     signal *= camera.gain
     signal += k * camera.dark_offset_counts
