@@ -91,8 +91,8 @@ def side_by_side(n: int, rounds: int) -> list[dict]:
     """The FFT bound, the generic and the fused numpy path, interleaved so that load hits all three.
 
     Prints the best rate of each over the rounds and the median over rounds of each round's ratios
-    (the machine is shared: a ratio measured within one round is the comparable number); returns the
-    same as table rows.
+    with its 95 % interval (the machine is shared: a ratio measured within one round is the comparable
+    number); returns the same as table rows.
     """
     twin = Twin(TwinConfig(), seed=0)
     print(f"dataset fidelity, numpy, {CPU_CORES} cores, {n} frames, {rounds} interleaved rounds")
